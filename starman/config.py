@@ -1,0 +1,689 @@
+"""The starman OPTIONS table: one row per option gives the parser, --help, TOML keys and Settings.
+
+Pure: no sockets, no processes. Imports only ``start_server.options``; ``load_settings``
+reads the ``--config`` file and the environment passed to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from start_server.options import (
+    ConfigError,
+    Option,
+    OptionParser,
+    UsageError,
+    load_toml_table,
+    merge,
+    to_bool,
+    to_nonneg_float,
+    to_nonneg_int,
+    to_positive_int,
+    to_size,
+    to_str,
+)
+
+__all__ = [
+    "OPTIONS",
+    "ConfigError",
+    "ListenSpec",
+    "Settings",
+    "UsageError",
+    "load_settings",
+    "parse_listen",
+]
+
+DEFAULT_PORT = 5000
+
+
+# --------------------------------------------------------------------------- --listen values
+
+
+@dataclass(frozen=True)
+class ListenSpec:
+    """One ``--listen`` entry: a TCP ``host``/``port`` or a UNIX ``path``.
+
+    ``host`` None means all interfaces (dual-stack where IPv6 exists).
+    """
+
+    host: str | None = None
+    port: int | None = None
+    path: str | None = None
+    ssl: bool = False
+
+    def describe(self) -> str:
+        """As a user would write it: ``127.0.0.1:5000``, ``[::1]:80``, ``unix:/x.sock``."""
+        if self.path is not None:
+            return "unix:" + self.path
+        host = self.host or ""
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{host}:{self.port}" + (":ssl" if self.ssl else "")
+
+
+_LISTEN_EXPECTED = (
+    "expected HOST:PORT, :PORT, [IPV6]:PORT (optionally :ssl), unix:PATH or a PATH"
+)
+
+
+def _port(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,5}", text) or int(text) > 65535:
+        raise ValueError(_LISTEN_EXPECTED)
+    return int(text)
+
+
+def parse_listen(text: str) -> ListenSpec:
+    """Parse a ``--listen`` value; raise ValueError saying what was expected."""
+    raw = text.strip()
+    if not raw:
+        raise ValueError(_LISTEN_EXPECTED)
+    if raw.startswith("unix:"):
+        if len(raw) == len("unix:"):
+            raise ValueError(_LISTEN_EXPECTED)
+        return ListenSpec(path=raw[len("unix:") :])
+    if ":" not in raw:
+        # Perl's rule: no colon means a UNIX socket path.
+        return ListenSpec(path=raw)
+    ssl = False
+    if raw.endswith(":ssl"):
+        ssl = True
+        raw = raw[: -len(":ssl")]
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.%a-zA-Z]+)\]:(\w+)", raw)
+    if m:
+        return ListenSpec(host=m.group(1), port=_port(m.group(2)), ssl=ssl)
+    host, sep, port = raw.rpartition(":")
+    if not sep or ":" in host:
+        raise ValueError(_LISTEN_EXPECTED)
+    return ListenSpec(host=host or None, port=_port(port), ssl=ssl)
+
+
+def _to_port(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,5}", text.strip()) or int(text) > 65535:
+        raise ValueError("expected a port number 0-65535")
+    return int(text)
+
+
+def _to_server(text: str) -> str:
+    if text.strip().lower() != "starman":
+        raise ValueError("only 'Starman' is supported")
+    return "Starman"
+
+
+_LOADERS = {"delayed": "Delayed", "plack::loader": "Plack::Loader"}
+
+
+def _to_loader(text: str) -> str:
+    name = _LOADERS.get(text.strip().lower())
+    if name is None:
+        raise ValueError(
+            "expected Delayed or Plack::Loader (= --preload-app); Shotgun and Restarter are not supported, use kill -HUP"
+        )
+    return name
+
+
+def _to_mount_path(text: str) -> str:
+    if not text.startswith("/"):
+        raise ValueError("expected a path starting with '/'")
+    return text.rstrip("/")
+
+
+def _to_ip_list(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+# --------------------------------------------------------------------------- the table
+
+OPTIONS: tuple[Option, ...] = (
+    # -- the application
+    Option(
+        "app",
+        to_str,
+        None,
+        "the app: path/to/app.py or pkg.mod:attr (default ./app.py)",
+        metavar="APP",
+        short=("-a",),
+    ),
+    Option(
+        "eval",
+        to_str,
+        None,
+        "a Python expression giving the app; with APP, a middleware f(app) -> app",
+        metavar="EXPR",
+        short=("-e",),
+    ),
+    Option(
+        "factory",
+        to_str,
+        False,
+        "APP names a factory: call it with no arguments to get the app",
+        flag=True,
+    ),
+    Option(
+        "include",
+        to_str,
+        [],
+        "add DIR to sys.path before loading anything (repeatable)",
+        metavar="DIR",
+        repeat=True,
+        short=("-I",),
+    ),
+    Option(
+        "module",
+        to_str,
+        [],
+        "import MODULE in the master before forking (repeatable; MOD=a,b lists are ignored)",
+        metavar="MODULE",
+        repeat=True,
+        short=("-M",),
+    ),
+    Option(
+        "preload_app",
+        to_str,
+        False,
+        "load the app in the master before forking (copy-on-write; HUP does not reload code)",
+        flag=True,
+    ),
+    Option(
+        "loader",
+        _to_loader,
+        "Delayed",
+        "Perl's -L: Delayed (default) or Plack::Loader (= --preload-app)",
+        metavar="NAME",
+        short=("-L",),
+    ),
+    Option(
+        "env",
+        to_str,
+        "deployment",
+        "sets STARMAN_ENV; 'development' adds validation, tracebacks and an access log",
+        metavar="NAME",
+        short=("-E",),
+    ),
+    Option(
+        "default_middleware",
+        to_str,
+        True,
+        "enable the development middleware when --env is development",
+        flag=True,
+        negatable=True,
+    ),
+    Option(
+        "path",
+        _to_mount_path,
+        None,
+        "mount the app under /PREFIX (others get 404)",
+        metavar="/PREFIX",
+    ),
+    # -- where to listen
+    Option(
+        "listen",
+        parse_listen,
+        [],
+        "HOST:PORT, :PORT, [IPV6]:PORT, unix:PATH or PATH (repeatable; default :5000)",
+        metavar="SPEC",
+        repeat=True,
+        short=("-l",),
+    ),
+    Option(
+        "host",
+        to_str,
+        None,
+        "host to bind, combined with --port",
+        metavar="HOST",
+        short=("-o",),
+    ),
+    Option(
+        "port",
+        _to_port,
+        None,
+        "TCP port to bind (default 5000)",
+        metavar="PORT",
+        short=("-p",),
+    ),
+    Option(
+        "socket",
+        to_str,
+        None,
+        "UNIX socket path to bind",
+        metavar="PATH",
+        short=("-S",),
+    ),
+    Option(
+        "backlog", to_positive_int, 1024, "listen(2) backlog for sockets starman binds"
+    ),
+    Option(
+        "reuse_port",
+        to_str,
+        False,
+        "set SO_REUSEPORT on sockets starman binds",
+        flag=True,
+    ),
+    Option(
+        "defer_accept",
+        to_nonneg_float,
+        0.0,
+        "TCP_DEFER_ACCEPT seconds on sockets starman binds (0 = off)",
+        metavar="S",
+    ),
+    Option(
+        "server",
+        _to_server,
+        "Starman",
+        "server class (only Starman)",
+        metavar="NAME",
+        short=("-s",),
+    ),
+    Option(
+        "ssl",
+        to_str,
+        False,
+        "TLS on every TCP listener (not supported yet)",
+        flag=True,
+        negatable=True,
+    ),
+    Option(
+        "ssl_cert",
+        to_str,
+        None,
+        "TLS certificate file (not supported yet)",
+        metavar="FILE",
+    ),
+    Option("ssl_key", to_str, None, "TLS key file (not supported yet)", metavar="FILE"),
+    # -- the process pool
+    Option("workers", to_positive_int, 5, "number of worker processes"),
+    Option(
+        "max_requests",
+        to_nonneg_int,
+        1000,
+        "recycle a worker after N requests (0 = never)",
+    ),
+    Option(
+        "max_requests_jitter",
+        to_nonneg_int,
+        0,
+        "add 0..N to each worker's --max-requests",
+    ),
+    Option(
+        "graceful_timeout",
+        to_nonneg_float,
+        30.0,
+        "seconds to drain on TERM/QUIT/HUP before SIGKILL",
+        metavar="S",
+    ),
+    Option(
+        "timeout",
+        to_nonneg_float,
+        0.0,
+        "kill a worker in the app for longer than S seconds (0 = off)",
+        metavar="S",
+    ),
+    Option(
+        "spawn_interval",
+        to_nonneg_float,
+        0.0,
+        "seconds between forks during a HUP",
+        metavar="S",
+    ),
+    Option(
+        "term_immediate",
+        to_str,
+        False,
+        "TERM stops at once (Perl Starman's TERM) instead of draining",
+        flag=True,
+    ),
+    Option(
+        "status_file",
+        to_str,
+        None,
+        "write a JSON scoreboard to FILE once a second",
+        metavar="FILE",
+    ),
+    # -- HTTP
+    Option(
+        "keepalive",
+        to_str,
+        True,
+        "persistent connections (--disable-keepalive turns them off)",
+        flag=True,
+        negatable=True,
+    ),
+    Option(
+        "keepalive_timeout",
+        to_nonneg_float,
+        1.0,
+        "seconds to wait for the next request on a persistent connection",
+        metavar="S",
+    ),
+    Option(
+        "max_keepalive_reqs", to_nonneg_int, 0, "requests per connection (0 = no limit)"
+    ),
+    Option(
+        "read_timeout",
+        to_nonneg_float,
+        5.0,
+        "seconds to receive a whole request head",
+        metavar="S",
+    ),
+    Option(
+        "body_timeout",
+        to_nonneg_float,
+        30.0,
+        "inactivity limit while receiving a request body",
+        metavar="S",
+    ),
+    Option(
+        "write_timeout",
+        to_nonneg_float,
+        30.0,
+        "inactivity limit while writing a response",
+        metavar="S",
+    ),
+    Option(
+        "max_request_body",
+        to_size,
+        1 << 30,
+        "larger request bodies get 413",
+        metavar="BYTES",
+    ),
+    Option(
+        "body_buffer_size",
+        to_size,
+        1 << 20,
+        "request bodies above this spill to a temp file",
+        metavar="BYTES",
+    ),
+    Option(
+        "tmp_dir",
+        to_str,
+        None,
+        "directory for spilled request bodies (default $TMPDIR)",
+        metavar="DIR",
+    ),
+    Option("limit_request_line", to_positive_int, 8190, "longer request lines get 414"),
+    Option("limit_request_fields", to_positive_int, 100, "more header fields get 431"),
+    Option(
+        "limit_request_field_size",
+        to_positive_int,
+        8190,
+        "a longer header line gets 431",
+    ),
+    Option(
+        "max_connections_per_worker",
+        to_positive_int,
+        256,
+        "open connections per worker",
+    ),
+    Option(
+        "forwarded_allow_ips",
+        _to_ip_list,
+        (),
+        "comma-separated peers trusted for X-Forwarded-Proto",
+        metavar="LIST",
+    ),
+    # -- process environment
+    Option(
+        "daemonize",
+        to_str,
+        False,
+        "detach: double fork, setsid, stdio to /dev/null",
+        flag=True,
+        short=("-D",),
+    ),
+    Option("user", to_str, None, "switch to USER after binding", metavar="USER"),
+    Option("group", to_str, None, "switch to GROUP after binding", metavar="GROUP"),
+    Option(
+        "pid",
+        to_str,
+        None,
+        "write the master pid to FILE (removed on exit)",
+        metavar="FILE",
+    ),
+    Option(
+        "error_log",
+        to_str,
+        None,
+        "append stderr of master and workers to FILE (reopened on USR1)",
+        metavar="FILE",
+    ),
+    Option(
+        "access_log",
+        to_str,
+        None,
+        "append an Apache combined line per request to FILE (reopened on USR1)",
+        metavar="FILE",
+    ),
+    Option(
+        "proctitle",
+        to_str,
+        True,
+        "set process titles (--disable-proctitle keeps the command line)",
+        flag=True,
+        negatable=True,
+    ),
+    # -- unsupported Perl options, kept so their error is helpful
+    Option(
+        "reload",
+        to_str,
+        False,
+        "not supported: use kill -HUP",
+        flag=True,
+        short=("-r",),
+    ),
+    Option(
+        "reload_dirs",
+        to_str,
+        None,
+        "not supported: use kill -HUP",
+        metavar="DIRS",
+        aliases=("--Reload",),
+        short=("-R",),
+    ),
+    # -- this program
+    Option(
+        "config",
+        to_str,
+        None,
+        "read options from the [starman] table of FILE.toml",
+        metavar="FILE.toml",
+        cli_only=True,
+    ),
+    Option(
+        "help",
+        to_str,
+        False,
+        "show this help and exit",
+        flag=True,
+        short=("-h",),
+        cli_only=True,
+    ),
+    Option(
+        "version",
+        to_str,
+        False,
+        "show the version and exit",
+        flag=True,
+        short=("-v",),
+        cli_only=True,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every starman option after merging CLI > env > TOML > default (fields = OPTIONS names)."""
+
+    app: str | None = None
+    eval: str | None = None
+    factory: bool = False
+    include: tuple[str, ...] = ()
+    module: tuple[str, ...] = ()
+    preload_app: bool = False
+    loader: str = "Delayed"
+    env: str = "deployment"
+    default_middleware: bool = True
+    path: str | None = None
+    listen: tuple[ListenSpec, ...] = ()
+    host: str | None = None
+    port: int | None = None
+    socket: str | None = None
+    backlog: int = 1024
+    reuse_port: bool = False
+    defer_accept: float = 0.0
+    server: str = "Starman"
+    ssl: bool = False
+    ssl_cert: str | None = None
+    ssl_key: str | None = None
+    workers: int = 5
+    max_requests: int = 1000
+    max_requests_jitter: int = 0
+    graceful_timeout: float = 30.0
+    timeout: float = 0.0
+    spawn_interval: float = 0.0
+    term_immediate: bool = False
+    status_file: str | None = None
+    keepalive: bool = True
+    keepalive_timeout: float = 1.0
+    max_keepalive_reqs: int = 0
+    read_timeout: float = 5.0
+    body_timeout: float = 30.0
+    write_timeout: float = 30.0
+    max_request_body: int = 1 << 30
+    body_buffer_size: int = 1 << 20
+    tmp_dir: str | None = None
+    limit_request_line: int = 8190
+    limit_request_fields: int = 100
+    limit_request_field_size: int = 8190
+    max_connections_per_worker: int = 256
+    forwarded_allow_ips: tuple[str, ...] = ()
+    daemonize: bool = False
+    user: str | None = None
+    group: str | None = None
+    pid: str | None = None
+    error_log: str | None = None
+    access_log: str | None = None
+    proctitle: bool = True
+    reload: bool = False
+    reload_dirs: str | None = None
+    config: str | None = None
+    help: bool = False
+    version: bool = False
+
+    def listen_specs(self) -> tuple[ListenSpec, ...]:
+        """The sockets to bind when none are inherited: --listen, then --host/--port, --socket."""
+        specs = list(self.listen)
+        if self.host is not None or self.port is not None:
+            port = DEFAULT_PORT if self.port is None else self.port
+            specs.append(ListenSpec(host=self.host or None, port=port))
+        if self.socket is not None:
+            specs.append(ListenSpec(path=self.socket))
+        if not specs:
+            specs.append(ListenSpec(host=None, port=DEFAULT_PORT))
+        return tuple(specs)
+
+
+USAGE = "starman [options] [APP]"
+DESCRIPTION = (
+    "A preforking WSGI HTTP/1.1 server. APP is path/to/app.py or pkg.mod:attr (default ./app.py). "
+    "Listening sockets come from SERVER_STARTER_PORT (start_server), then LISTEN_FDS (systemd), then --listen."
+)
+
+
+def make_parser() -> OptionParser:
+    """The command-line parser built from OPTIONS."""
+    return OptionParser(
+        "starman",
+        OPTIONS,
+        usage=USAGE,
+        description=DESCRIPTION,
+        positionals=[("APP", "?", "path/to/app.py or pkg.mod:attr")],
+    )
+
+
+# Perl spellings that have no meaning here: reject with a hint rather than "unknown option".
+_POOL_KEYS = (
+    "--min-servers",
+    "--max-servers",
+    "--min-spare-servers",
+    "--max-spare-servers",
+)
+_NET_SERVER_HINTS = {
+    "log_file": "--error-log",
+    "log_level": "STARMAN_DEBUG=1",
+    "pid_file": "--pid",
+    "user": "--user",
+    "group": "--group",
+    "background": "--daemonize",
+    "setsid": "--daemonize",
+    "max_requests": "--max-requests",
+    "max_servers": "--workers",
+    "min_servers": "--workers",
+}
+
+
+def _reject_perl_only(argv: Sequence[str]) -> None:
+    for arg in argv:
+        if arg == "--":
+            return
+        name = arg.split("=", 1)[0]
+        if name in _POOL_KEYS:
+            raise UsageError(
+                f"{name} is not supported (the pool is fixed): use --workers / TTIN / TTOU"
+            )
+        if name.startswith("--net-server-"):
+            key = name[len("--net-server-") :].replace("-", "_")
+            hint = _NET_SERVER_HINTS.get(key)
+            extra = f": use {hint}" if hint else ""
+            raise UsageError(f"{name} is not supported (no Net::Server here){extra}")
+
+
+def _to_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
+    """Parse argv (and --config FILE.toml); raise UsageError or ConfigError."""
+    _reject_perl_only(argv)
+    cli, positionals = make_parser().parse(argv)
+    toml: dict[str, Any] = {}
+    config_path = cli.get("config")
+    if config_path:
+        toml = load_toml_table(config_path, "starman", OPTIONS)
+    values = merge(OPTIONS, cli, {}, toml)
+    positional_app = positionals.get("APP")
+    if positional_app is not None:
+        if cli.get("app") is not None:
+            raise UsageError("give the app either as APP or with --app, not both")
+        values["app"] = positional_app
+    settings = Settings(**{k: _to_tuple(v) for k, v in values.items()})
+    _validate(settings)
+    if settings.loader == "Plack::Loader" and not settings.preload_app:
+        settings = dataclasses.replace(settings, preload_app=True)
+    return settings
+
+
+def _validate(s: Settings) -> None:
+    if s.help or s.version:
+        return
+    if s.reload or s.reload_dirs is not None:
+        raise UsageError(
+            "-r/--reload and -R/--Reload are not supported: reload gracefully with kill -HUP <master pid>"
+        )
+    if s.ssl or s.ssl_cert or s.ssl_key or any(spec.ssl for spec in s.listen):
+        raise UsageError(
+            "TLS (--enable-ssl, --ssl-cert, --ssl-key, :ssl) is not supported yet"
+        )
+    if s.app is not None and s.app.strip() == "":
+        raise UsageError("APP is empty: expected path/to/app.py or pkg.mod:attr")
+
+
+def debug_enabled(environ: Mapping[str, str]) -> bool:
+    """True when STARMAN_DEBUG asks for DEBUG logging."""
+    raw = environ.get("STARMAN_DEBUG", "")
+    try:
+        return to_bool(raw)
+    except ValueError:
+        return True

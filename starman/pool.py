@@ -1,0 +1,575 @@
+"""Pure supervision policy for the starman master: events in, actions out.
+
+Rule 1: no syscalls here (no fork, kill, wait, clock or file I/O); ``now`` is passed in.
+Rule 2: the master feeds every event through ``on_event`` and carries out the returned
+actions in order; ``next_deadline`` says how long it may sleep.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import signal
+from dataclasses import dataclass, field
+from typing import Union
+
+__all__ = [
+    "APP_LOAD_ERROR",
+    "WORKER_BOOT_ERROR",
+    "Action",
+    "ChildExited",
+    "Event",
+    "Exit",
+    "Notify",
+    "Phase",
+    "PoolState",
+    "ReopenLogs",
+    "RequestTooLong",
+    "Signal",
+    "Signalled",
+    "SlotReady",
+    "Spawn",
+    "Spawned",
+    "SpawnFailed",
+    "Tick",
+    "WorkerInfo",
+    "WorkerState",
+    "next_deadline",
+    "on_event",
+]
+
+log = logging.getLogger(__name__)
+
+WORKER_BOOT_ERROR = 3  # the worker failed before it could serve (gunicorn's code)
+APP_LOAD_ERROR = 4  # the worker could not import the app (gunicorn's code)
+
+# Repeated boot failures back off from 0.1 s, doubling, up to 5 s (spec §5.2).
+BACKOFF_MIN = 0.1
+BACKOFF_MAX = 5.0
+# After SIGABRT for --timeout, SIGKILL follows this much later (spec §1.5).
+ABORT_GRACE = 1.0
+# INT: workers exit at once; the master waits at most this long before SIGKILL (spec §2.4).
+IMMEDIATE_GRACE = 5.0
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passed (a deadline may have expired); also the first event, which fills the pool."""
+
+
+@dataclass(frozen=True)
+class Spawned:
+    """The master forked the worker asked for by ``Spawn(slot, ...)``."""
+
+    slot: int
+    pid: int
+
+
+@dataclass(frozen=True)
+class SpawnFailed:
+    """fork() failed for ``Spawn(slot, ...)``."""
+
+    slot: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ChildExited:
+    """A child was reaped: exactly one of ``code`` and ``signal`` is set."""
+
+    pid: int
+    code: int | None = None
+    signal: int | None = None
+
+
+@dataclass(frozen=True)
+class Signalled:
+    """The master received a signal."""
+
+    sig: signal.Signals
+
+
+@dataclass(frozen=True)
+class SlotReady:
+    """The worker in ``slot`` reported ``ready`` in the scoreboard."""
+
+    slot: int
+
+
+@dataclass(frozen=True)
+class RequestTooLong:
+    """The worker in ``slot`` has been inside the app for longer than --timeout."""
+
+    slot: int
+
+
+Event = Union[
+    Tick, Spawned, SpawnFailed, ChildExited, Signalled, SlotReady, RequestTooLong
+]
+
+
+# --------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class Spawn:
+    """Fork a worker into scoreboard ``slot`` for ``generation``; answer with Spawned/SpawnFailed."""
+
+    slot: int
+    generation: int
+
+
+@dataclass(frozen=True)
+class Signal:
+    """Send ``sig`` to worker ``pid``."""
+
+    pid: int
+    sig: signal.Signals
+
+
+@dataclass(frozen=True)
+class ReopenLogs:
+    """Reopen the master's error and access logs (USR1)."""
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Send an sd_notify message (``READY=1``, ``RELOADING=1``, ``STOPPING=1``)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Exit:
+    """Every worker is gone: the master exits with ``code``."""
+
+    code: int
+
+
+Action = Union[Spawn, Signal, ReopenLogs, Notify, Exit]
+
+
+# --------------------------------------------------------------------------- state
+
+
+class WorkerState(enum.Enum):
+    BOOTING = "booting"  # forked, loading the app
+    READY = "ready"  # accepting
+    DRAINING = "draining"  # told to stop; no longer counted in the pool
+
+
+class Phase(enum.Enum):
+    RUNNING = "running"
+    RELOADING = "reloading"  # HUP: a new generation boots next to the serving one
+    STOPPING = "stopping"  # TERM/QUIT/INT or a halt: waiting for workers to exit
+    DONE = "done"  # Exit was returned
+
+
+@dataclass
+class WorkerInfo:
+    slot: int
+    generation: int
+    pid: int | None = None
+    state: WorkerState = WorkerState.BOOTING
+    kill_at: float | None = None  # SIGKILL deadline, once it has been told to stop
+    aborted: bool = False  # SIGABRT sent for --timeout
+
+
+@dataclass
+class PoolState:
+    """Everything the policy knows. Construct it, then feed ``Tick()`` to start."""
+
+    target: int
+    graceful_timeout: float = 30.0
+    term_immediate: bool = False
+    preloaded: bool = False
+    spawn_interval: float = 0.0
+    max_slots: int = 1024
+    master_pid: int = 0
+    generation: int = 1  # the generation that serves (or will, once booted)
+    last_generation: int = 1  # highest generation ever started
+    old_generation: int | None = None  # during a reload: the one still serving
+    phase: Phase = Phase.RUNNING
+    workers: dict[int, WorkerInfo] = field(default_factory=dict)  # by slot
+    exit_code: int = 0
+    stop_deadline: float | None = None
+    reload_deadline: float | None = None
+    boot_failures: int = 0
+    spawn_not_before: float = 0.0
+    ever_ready: bool = False
+    announced_ready: bool = False
+
+    def by_pid(self, pid: int) -> WorkerInfo | None:
+        for w in self.workers.values():
+            if w.pid == pid:
+                return w
+        return None
+
+    def serving(self, generation: int) -> list[WorkerInfo]:
+        """Workers of ``generation`` that count towards the pool (not draining)."""
+        return [
+            w
+            for w in self.workers.values()
+            if w.generation == generation and w.state is not WorkerState.DRAINING
+        ]
+
+
+# --------------------------------------------------------------------------- policy
+
+
+def on_event(state: PoolState, event: Event, now: float) -> list[Action]:
+    """Update ``state`` for ``event`` and return what the master must do, in order."""
+    if state.phase is Phase.DONE:
+        return []
+    actions: list[Action] = []
+    if isinstance(event, Tick):
+        _on_tick(state, now, actions)
+    elif isinstance(event, Spawned):
+        w = state.workers.get(event.slot)
+        if w is not None:
+            w.pid = event.pid
+            log.info("spawned worker %d (generation %d)", event.pid, w.generation)
+            if state.phase is Phase.STOPPING:
+                _stop_worker(
+                    state, w, signal.SIGTERM, state.graceful_timeout, now, actions
+                )
+    elif isinstance(event, SpawnFailed):
+        state.workers.pop(event.slot, None)
+        log.error("cannot fork a worker: %s", event.reason)
+        _note_boot_failure(state, now)
+    elif isinstance(event, ChildExited):
+        _on_exit(state, event, now, actions)
+    elif isinstance(event, Signalled):
+        _on_signal(state, event.sig, now, actions)
+    elif isinstance(event, SlotReady):
+        _on_ready(state, event.slot, now, actions)
+    elif isinstance(event, RequestTooLong):
+        w = state.workers.get(event.slot)
+        if w is not None and w.pid is not None and not w.aborted:
+            log.error(
+                "worker %d stayed in the app longer than --timeout: sending SIGABRT",
+                w.pid,
+            )
+            w.aborted = True
+            w.kill_at = now + ABORT_GRACE
+            actions.append(Signal(w.pid, signal.SIGABRT))
+    _fill(state, now, actions)
+    _maybe_exit(state, actions)
+    return actions
+
+
+def next_deadline(state: PoolState) -> float | None:
+    """The monotonic time of the next Tick the policy needs (None: only events matter)."""
+    times = [w.kill_at for w in state.workers.values() if w.kill_at is not None]
+    if state.stop_deadline is not None:
+        times.append(state.stop_deadline)
+    if state.reload_deadline is not None:
+        times.append(state.reload_deadline)
+    if state.phase in (Phase.RUNNING, Phase.RELOADING) and _missing(state) > 0:
+        times.append(state.spawn_not_before)
+    return min(times) if times else None
+
+
+def _missing(state: PoolState) -> int:
+    return state.target - len(state.serving(state.generation))
+
+
+def _free_slot(state: PoolState) -> int | None:
+    for slot in range(state.max_slots):
+        if slot not in state.workers:
+            return slot
+    return None
+
+
+def _fill(state: PoolState, now: float, actions: list[Action]) -> None:
+    """Spawn workers of the serving generation up to ``target`` (respecting back-off)."""
+    if state.phase not in (Phase.RUNNING, Phase.RELOADING):
+        return
+    if now < state.spawn_not_before:
+        return
+    for _ in range(_missing(state)):
+        slot = _free_slot(state)
+        if slot is None:
+            log.error(
+                "no free scoreboard slot: cannot grow beyond %d workers",
+                state.max_slots,
+            )
+            return
+        state.workers[slot] = WorkerInfo(slot=slot, generation=state.generation)
+        actions.append(Spawn(slot, state.generation))
+        if state.spawn_interval > 0 and state.phase is Phase.RELOADING:
+            state.spawn_not_before = now + state.spawn_interval
+            return
+
+
+def _stop_worker(
+    state: PoolState,
+    w: WorkerInfo,
+    sig: signal.Signals,
+    grace: float,
+    now: float,
+    actions: list[Action],
+) -> None:
+    """Tell one worker to stop; SIGKILL it at now + grace if it has not exited."""
+    if w.state is WorkerState.DRAINING and sig is not signal.SIGKILL:
+        if w.kill_at is None or now + grace < w.kill_at:
+            w.kill_at = now + grace
+        if sig is not signal.SIGTERM and w.pid is not None:
+            actions.append(Signal(w.pid, sig))
+        return
+    w.state = WorkerState.DRAINING
+    w.kill_at = now + grace
+    if w.pid is not None:
+        actions.append(Signal(w.pid, sig))
+
+
+def _begin_stop(
+    state: PoolState,
+    sig: signal.Signals,
+    grace: float,
+    now: float,
+    actions: list[Action],
+) -> None:
+    state.phase = Phase.STOPPING
+    state.reload_deadline = None
+    state.stop_deadline = now + grace
+    actions.append(Notify("STOPPING=1"))
+    for w in list(state.workers.values()):
+        if w.pid is None:
+            continue
+        _stop_worker(state, w, sig, grace, now, actions)
+
+
+def _on_signal(
+    state: PoolState, sig: signal.Signals, now: float, actions: list[Action]
+) -> None:
+    if sig in (signal.SIGTERM, signal.SIGQUIT):
+        if sig is signal.SIGTERM and state.term_immediate:
+            sig = signal.SIGINT
+        else:
+            if state.phase is Phase.STOPPING:
+                return
+            log.info(
+                "received %s: stopping gracefully (at most %gs)",
+                sig.name,
+                state.graceful_timeout,
+            )
+            _begin_stop(state, signal.SIGTERM, state.graceful_timeout, now, actions)
+            return
+    if sig is signal.SIGINT:
+        log.info("received SIGINT: stopping now")
+        _begin_stop(state, signal.SIGINT, IMMEDIATE_GRACE, now, actions)
+        return
+    if sig is signal.SIGHUP:
+        _begin_reload(state, now, actions)
+    elif sig is signal.SIGTTIN:
+        if state.phase is Phase.STOPPING:
+            return
+        state.target += 1
+        log.info("received SIGTTIN: workers %d -> %d", state.target - 1, state.target)
+    elif sig is signal.SIGTTOU:
+        if state.phase is Phase.STOPPING:
+            return
+        if state.target <= 1:
+            log.info("received SIGTTOU: already at 1 worker, not going lower")
+            return
+        state.target -= 1
+        log.info("received SIGTTOU: workers %d -> %d", state.target + 1, state.target)
+        serving = state.serving(state.generation)
+        if len(serving) > state.target:
+            # Prefer one still booting (it serves nobody), then the newest slot.
+            victim = max(
+                serving, key=lambda w: (w.state is WorkerState.BOOTING, w.slot)
+            )
+            _stop_worker(
+                state, victim, signal.SIGTERM, state.graceful_timeout, now, actions
+            )
+    elif sig is signal.SIGUSR1:
+        actions.append(ReopenLogs())
+        for w in state.workers.values():
+            if w.pid is not None:
+                actions.append(Signal(w.pid, signal.SIGUSR1))
+    elif sig in (signal.SIGUSR2, signal.SIGWINCH):
+        log.info("received %s: ignored (hot deploys belong to start_server)", sig.name)
+
+
+def _begin_reload(state: PoolState, now: float, actions: list[Action]) -> None:
+    if state.phase is Phase.STOPPING:
+        return
+    if state.phase is Phase.RELOADING:
+        log.info("received SIGHUP: a reload is already in progress")
+        return
+    state.last_generation += 1
+    state.old_generation = state.generation
+    state.generation = state.last_generation
+    state.phase = Phase.RELOADING
+    state.reload_deadline = now + state.graceful_timeout
+    state.spawn_not_before = 0.0
+    state.boot_failures = 0
+    actions.append(Notify("RELOADING=1"))
+    if state.preloaded:
+        log.info(
+            "received SIGHUP: replacing workers (generation %d); the app is preloaded, so code is NOT reloaded",
+            state.generation,
+        )
+    else:
+        log.info("received SIGHUP: replacing workers (generation %d)", state.generation)
+
+
+def _abort_reload(
+    state: PoolState, why: str, now: float, actions: list[Action]
+) -> None:
+    """The new generation failed: kill it and keep the old one serving."""
+    failed = state.generation
+    assert state.old_generation is not None
+    log.error(
+        "reload failed (%s): keeping the workers of generation %d",
+        why,
+        state.old_generation,
+    )
+    state.generation = state.old_generation
+    state.old_generation = None
+    state.phase = Phase.RUNNING
+    state.reload_deadline = None
+    for w in list(state.workers.values()):
+        if w.generation == failed:
+            booting = w.state is WorkerState.BOOTING
+            _stop_worker(
+                state,
+                w,
+                signal.SIGKILL if booting else signal.SIGTERM,
+                state.graceful_timeout,
+                now,
+                actions,
+            )
+    actions.append(Notify("READY=1"))
+
+
+def _finish_reload(state: PoolState, now: float, actions: list[Action]) -> None:
+    old = state.old_generation
+    log.info("generation %d ready: retiring generation %s", state.generation, old)
+    state.old_generation = None
+    state.phase = Phase.RUNNING
+    state.reload_deadline = None
+    for w in list(state.workers.values()):
+        if w.generation != state.generation and w.state is not WorkerState.DRAINING:
+            _stop_worker(state, w, signal.SIGTERM, state.graceful_timeout, now, actions)
+    actions.append(Notify("READY=1"))
+
+
+def _on_ready(state: PoolState, slot: int, now: float, actions: list[Action]) -> None:
+    w = state.workers.get(slot)
+    if w is None or w.state is not WorkerState.BOOTING:
+        return
+    w.state = WorkerState.READY
+    state.ever_ready = True
+    state.boot_failures = 0
+    serving = state.serving(state.generation)
+    all_ready = len(serving) >= state.target and all(
+        x.state is WorkerState.READY for x in serving
+    )
+    if not all_ready:
+        return
+    if state.phase is Phase.RELOADING and w.generation == state.generation:
+        # Deadlines are recomputed from here: the old generation gets a full grace period.
+        _finish_reload(state, now, actions)
+    elif state.phase is Phase.RUNNING and not state.announced_ready:
+        state.announced_ready = True
+        actions.append(Notify(f"READY=1\nMAINPID={state.master_pid}"))
+
+
+def _note_boot_failure(state: PoolState, now: float) -> None:
+    state.boot_failures += 1
+    delay = min(BACKOFF_MAX, BACKOFF_MIN * (2 ** (state.boot_failures - 1)))
+    state.spawn_not_before = now + delay
+    log.warning(
+        "worker failed to boot %d time(s) in a row: next spawn in %.1fs",
+        state.boot_failures,
+        delay,
+    )
+
+
+def _describe_exit(ev: ChildExited) -> str:
+    if ev.signal is not None:
+        try:
+            name = signal.Signals(ev.signal).name
+        except ValueError:
+            name = f"signal {ev.signal}"
+        return f"killed by {name}"
+    return f"exited with code {ev.code}"
+
+
+def _on_exit(
+    state: PoolState, ev: ChildExited, now: float, actions: list[Action]
+) -> None:
+    w = state.by_pid(ev.pid)
+    if w is None:
+        log.debug("reaped unknown child %d (%s)", ev.pid, _describe_exit(ev))
+        return
+    del state.workers[w.slot]
+    what = _describe_exit(ev)
+    if w.state is WorkerState.DRAINING:
+        log.info("worker %d %s (retired)", ev.pid, what)
+        return
+    if w.state is WorkerState.READY:
+        if ev.code == 0:
+            log.info("worker %d %s (recycled)", ev.pid, what)
+        else:
+            log.warning("worker %d %s", ev.pid, what)
+        return
+    # It died while booting.
+    log.warning("worker %d %s while booting", ev.pid, what)
+    if (
+        ev.code == APP_LOAD_ERROR
+        and state.phase is Phase.RELOADING
+        and w.generation == state.generation
+    ):
+        _abort_reload(state, "the new workers could not load the app", now, actions)
+        return
+    if ev.code == APP_LOAD_ERROR and not state.ever_ready:
+        log.error(
+            "the app could not be loaded (worker exit code %d): stopping",
+            APP_LOAD_ERROR,
+        )
+        state.exit_code = APP_LOAD_ERROR
+        _begin_stop(state, signal.SIGTERM, state.graceful_timeout, now, actions)
+        return
+    _note_boot_failure(state, now)
+
+
+def _on_tick(state: PoolState, now: float, actions: list[Action]) -> None:
+    for w in list(state.workers.values()):
+        if w.kill_at is not None and now >= w.kill_at and w.pid is not None:
+            log.warning("worker %d did not exit in time: sending SIGKILL", w.pid)
+            w.kill_at = None
+            w.state = WorkerState.DRAINING
+            actions.append(Signal(w.pid, signal.SIGKILL))
+    if (
+        state.phase is Phase.RELOADING
+        and state.reload_deadline is not None
+        and now >= state.reload_deadline
+    ):
+        _abort_reload(
+            state,
+            "the new workers were not ready within --graceful-timeout",
+            now,
+            actions,
+        )
+    if (
+        state.phase is Phase.STOPPING
+        and state.stop_deadline is not None
+        and now >= state.stop_deadline
+    ):
+        state.stop_deadline = None
+
+
+def _maybe_exit(state: PoolState, actions: list[Action]) -> None:
+    if state.phase is Phase.STOPPING and not any(
+        w.pid is not None for w in state.workers.values()
+    ):
+        state.workers.clear()
+        state.phase = Phase.DONE
+        actions.append(Exit(state.exit_code))

@@ -1,0 +1,168 @@
+"""The scoreboard: one fixed-size slot per worker in an anonymous shared mmap.
+
+Each worker writes only its own slot (``struct.pack_into``); the master reads all of them
+for readiness, --timeout and --status-file. A torn read is harmless: it is re-read next time.
+"""
+
+from __future__ import annotations
+
+import enum
+import mmap
+import os
+import struct
+import time
+from dataclasses import dataclass
+
+__all__ = ["SLOT_SIZE", "Scoreboard", "SlotHooks", "SlotInfo", "SlotState"]
+
+# pid, generation, state, (3 pad), request start (monotonic ns, 0 = none), requests served
+_FORMAT = struct.Struct("=iiB3xqQ")
+SLOT_SIZE = 32
+assert _FORMAT.size <= SLOT_SIZE
+
+
+class SlotState(enum.IntEnum):
+    EMPTY = 0
+    BOOTING = 1
+    READY = 2  # accepting, no request in the app
+    IN_APP = 3
+    DRAINING = 4
+
+
+@dataclass(frozen=True)
+class SlotInfo:
+    pid: int
+    generation: int
+    state: SlotState
+    request_start_ns: int
+    requests: int
+
+    def as_json(self) -> dict[str, object]:
+        """A JSON-friendly dict for --status-file."""
+        return {
+            "pid": self.pid,
+            "generation": self.generation,
+            "state": self.state.name.lower(),
+            "requests": self.requests,
+        }
+
+
+class Scoreboard:
+    """Shared slots created by the master before forking.
+
+    Methods for the caller: ``write(slot, ...)``, ``read(slot)``, ``clear(slot)``, ``close()``.
+    """
+
+    def __init__(self, nslots: int) -> None:
+        self.nslots = nslots
+        # MAP_SHARED|MAP_ANONYMOUS: the pages stay shared with every forked worker.
+        self._mem = mmap.mmap(-1, max(1, nslots) * SLOT_SIZE)
+
+    def _offset(self, slot: int) -> int:
+        if not 0 <= slot < self.nslots:
+            raise IndexError(
+                f"scoreboard slot {slot} out of range 0..{self.nslots - 1}"
+            )
+        return slot * SLOT_SIZE
+
+    def write(
+        self,
+        slot: int,
+        *,
+        pid: int,
+        generation: int,
+        state: SlotState,
+        request_start_ns: int = 0,
+        requests: int = 0,
+    ) -> None:
+        """Overwrite a whole slot."""
+        _FORMAT.pack_into(
+            self._mem,
+            self._offset(slot),
+            pid,
+            generation,
+            int(state),
+            request_start_ns,
+            requests,
+        )
+
+    def read(self, slot: int) -> SlotInfo:
+        """Read one slot (unknown state bytes read as EMPTY)."""
+        pid, gen, st, start, reqs = _FORMAT.unpack_from(self._mem, self._offset(slot))
+        try:
+            state = SlotState(st)
+        except ValueError:
+            state = SlotState.EMPTY
+        return SlotInfo(pid, gen, state, start, reqs)
+
+    def clear(self, slot: int) -> None:
+        """Mark a slot empty (before reusing it for a new worker)."""
+        self.write(slot, pid=0, generation=0, state=SlotState.EMPTY)
+
+    def close(self) -> None:
+        self._mem.close()
+
+
+class SlotHooks:
+    """The worker's ``WorkerHooks`` over its scoreboard slot.
+
+    ``ready()`` also writes one byte to ``wake_fd`` (a pipe the master selects on), so the
+    master learns of readiness without polling.
+    """
+
+    def __init__(
+        self,
+        board: Scoreboard,
+        slot: int,
+        generation: int,
+        wake_fd: int | None = None,
+        pid: int | None = None,
+    ) -> None:
+        self._board = board
+        self._slot = slot
+        self._generation = generation
+        self._wake_fd = wake_fd
+        self._pid = os.getpid() if pid is None else pid
+        self._requests = 0
+        self._state = SlotState.BOOTING
+        self._write(SlotState.BOOTING)
+
+    def _write(self, state: SlotState, start_ns: int = 0) -> None:
+        self._state = state
+        self._board.write(
+            self._slot,
+            pid=self._pid,
+            generation=self._generation,
+            state=state,
+            request_start_ns=start_ns,
+            requests=self._requests,
+        )
+
+    def ready(self) -> None:
+        self._write(SlotState.READY)
+        if self._wake_fd is not None:
+            try:
+                os.write(self._wake_fd, b"r")
+            except (BlockingIOError, BrokenPipeError):
+                # A full pipe already wakes the master; a gone master means we exit soon.
+                pass
+
+    def request_started(self) -> None:
+        if self._state is not SlotState.DRAINING:
+            self._state = SlotState.IN_APP
+        self._board.write(
+            self._slot,
+            pid=self._pid,
+            generation=self._generation,
+            state=SlotState.IN_APP,
+            request_start_ns=time.monotonic_ns(),
+            requests=self._requests,
+        )
+
+    def request_finished(self) -> None:
+        self._requests += 1
+        draining = self._state is SlotState.DRAINING
+        self._write(SlotState.DRAINING if draining else SlotState.READY)
+
+    def draining(self) -> None:
+        self._write(SlotState.DRAINING)
