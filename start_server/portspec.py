@@ -20,6 +20,7 @@ __all__ = [
     "ENV_PORT",
     "MAX_UNIX_PATH",
     "PortSpec",
+    "PortSpecError",
     "Transport",
     "format_server_starter_port",
     "parse_path_spec",
@@ -44,6 +45,16 @@ _HOST_PORT = re.compile(
 )
 
 PORT_EXPECTED = "expected PORT, HOST:PORT or [IPV6]:PORT, optionally prefixed by u (UDP) and followed by =FD"
+
+
+class PortSpecError(ValueError):
+    """A bad ``--port``/``--path`` value; ``reason`` is the text without the quoted input."""
+
+    def __init__(self, option: str, text: str, reason: str) -> None:
+        self.option = option
+        self.text = text
+        self.reason = reason
+        super().__init__(f"invalid {option} value {text!r}: {reason}")
 
 
 class Transport(enum.Enum):
@@ -97,14 +108,12 @@ class PortSpec:
 def _port_number(text: str, raw: str) -> int:
     port = int(text)
     if port > 65535:
-        raise ValueError(
-            f"invalid --port value {raw!r}: port {port} is out of range 0-65535"
-        )
+        raise PortSpecError("--port", raw, f"port {port} is out of range 0-65535")
     return port
 
 
 def parse_port_spec(text: str) -> PortSpec:
-    """Parse a ``--port`` value with Perl's rules; raise ValueError quoting the input."""
+    """Parse a ``--port`` value with Perl's rules; raise PortSpecError quoting the input."""
     m = _BARE_PORT.fullmatch(text)
     if m:
         udp, port_text, fd_text = m.groups()
@@ -117,11 +126,11 @@ def parse_port_spec(text: str) -> PortSpec:
         )
     m = _HOST_PORT.fullmatch(text)
     if not m:
-        raise ValueError(f"invalid --port value {text!r}: {PORT_EXPECTED}")
+        raise PortSpecError("--port", text, PORT_EXPECTED)
     host, udp, port_text, fd_text = m.groups()
     if host == "":
         # Perl: gethostbyname("") fails with "failed to resolve host:".
-        raise ValueError(f"invalid --port value {text!r}: empty host ({PORT_EXPECTED})")
+        raise PortSpecError("--port", text, f"empty host ({PORT_EXPECTED})")
     key = f"[{host}]:{port_text}" if ":" in host else f"{host}:{port_text}"
     return PortSpec(
         key=key,
@@ -133,18 +142,14 @@ def parse_port_spec(text: str) -> PortSpec:
 
 
 def parse_path_spec(text: str) -> PortSpec:
-    """Parse a ``--path`` value (a UNIX socket path); raise ValueError quoting the input."""
+    """Parse a ``--path`` value (a UNIX socket path); raise PortSpecError quoting the input."""
     if text == "":
-        raise ValueError("invalid --path value '': expected a file system path")
+        raise PortSpecError("--path", text, "expected a file system path")
     if ";" in text or "=" in text:
         # The child splits SERVER_STARTER_PORT on ';' and '=': such a key cannot round trip.
-        raise ValueError(
-            f"invalid --path value {text!r}: a path may not contain ';' or '='"
-        )
+        raise PortSpecError("--path", text, "a path may not contain ';' or '='")
     if len(text.encode()) > MAX_UNIX_PATH:
-        raise ValueError(
-            f"invalid --path value {text!r}: longer than {MAX_UNIX_PATH} bytes"
-        )
+        raise PortSpecError("--path", text, f"longer than {MAX_UNIX_PATH} bytes")
     return PortSpec(key=text, transport=Transport.UNIX, path=text)
 
 

@@ -1,0 +1,330 @@
+"""start_server's option table, its Settings, and how CLI, env vars and TOML combine.
+
+Pure apart from reading the ``--config`` TOML file. Each option is one row of OPTIONS;
+``Settings`` mirrors the rows (a unit test checks the names match).
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from start_server.options import (
+    Option,
+    OptionParser,
+    UsageError,
+    load_toml_table,
+    merge,
+    to_nonneg_float,
+    to_positive_int,
+    to_signal,
+    to_str,
+    values_from_env,
+)
+from start_server.portspec import (
+    PortSpec,
+    PortSpecError,
+    parse_path_spec,
+    parse_port_spec,
+)
+
+__all__ = [
+    "OPTIONS",
+    "TOML_TABLE",
+    "Settings",
+    "build_parser",
+    "check",
+    "load",
+    "split_command",
+]
+
+TOML_TABLE = "start_server"
+
+USAGE = "start_server [options] -- server-prog server-arg1 server-arg2 ..."
+DESCRIPTION = (
+    "A superdaemon for hot-deploying server programs (a port of Perl's "
+    "Server::Starter). It binds the listening sockets, exports them to the server "
+    "program in SERVER_STARTER_PORT, and on SIGHUP starts a new generation of the "
+    "program before retiring the old one."
+)
+
+# Perl's start_server defaults its listen backlog to Socket::SOMAXCONN().
+DEFAULT_BACKLOG = socket.SOMAXCONN
+
+# Perl: $ENV{AUTO_RESTART_INTERVAL} ||= 360 (so 0 also means 360).
+DEFAULT_AUTO_RESTART_INTERVAL = 360.0
+
+
+def _to_port(text: str) -> PortSpec:
+    """A --port value (PORT, HOST:PORT, [IPV6]:PORT, u prefix, =FD suffix)."""
+    try:
+        return parse_port_spec(text)
+    except PortSpecError as exc:
+        raise ValueError(exc.reason) from None
+
+
+def _to_path(text: str) -> PortSpec:
+    """A --path value (a UNIX socket path)."""
+    try:
+        return parse_path_spec(text)
+    except PortSpecError as exc:
+        raise ValueError(exc.reason) from None
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "port",
+        _to_port,
+        [],
+        "TCP port to listen to: PORT, HOST:PORT or [IPV6]:PORT; prefix the port with u "
+        "for UDP (u53); append =FD to place the socket at that descriptor. Repeatable.",
+        metavar="SPEC",
+        repeat=True,
+    ),
+    Option(
+        "path",
+        _to_path,
+        [],
+        "UNIX socket path to listen on (a stale socket file there is replaced). Repeatable.",
+        metavar="PATH",
+        repeat=True,
+    ),
+    Option(
+        "interval",
+        to_nonneg_float,
+        1.0,
+        "seconds a new generation must stay alive to count as started (default: 1)",
+        metavar="SECS",
+    ),
+    Option(
+        "kill_old_delay",
+        to_nonneg_float,
+        None,
+        "seconds to wait after a new generation started before signalling the old one "
+        "(default: 5 with --enable-auto-restart, else 0)",
+        metavar="SECS",
+        env="KILL_OLD_DELAY",
+    ),
+    Option(
+        "signal_on_hup",
+        to_signal,
+        None,
+        "signal sent to old generations after a restart (default: TERM)",
+        metavar="SIGNAL",
+    ),
+    Option(
+        "signal_on_term",
+        to_signal,
+        None,
+        "signal forwarded to the generations when start_server gets TERM (default: TERM)",
+        metavar="SIGNAL",
+    ),
+    Option(
+        "status_file",
+        to_str,
+        None,
+        "file holding one GEN:PID line per running generation, replaced atomically",
+        metavar="FILE",
+    ),
+    Option(
+        "pid_file",
+        to_str,
+        None,
+        "file holding start_server's pid, locked while it runs, removed at exit",
+        metavar="FILE",
+    ),
+    Option(
+        "dir",
+        to_str,
+        None,
+        "directory the server program is started in",
+        metavar="DIR",
+    ),
+    Option(
+        "log_file",
+        to_str,
+        None,
+        'append stdout and stderr to FILE, or pipe them to a command with "| CMD"',
+        metavar="FILE",
+    ),
+    Option(
+        "daemonize",
+        to_str,
+        False,
+        "run in the background (fork, setsid, fork); needs --log-file",
+        flag=True,
+    ),
+    Option(
+        "envdir",
+        to_str,
+        None,
+        "directory of environment variables (one file per variable, first line is the "
+        "value), re-read before each restart",
+        metavar="DIR",
+        env="ENVDIR",
+    ),
+    Option(
+        "enable_auto_restart",
+        to_str,
+        False,
+        "restart the server program every --auto-restart-interval seconds",
+        flag=True,
+        env="ENABLE_AUTO_RESTART",
+    ),
+    Option(
+        "auto_restart_interval",
+        to_nonneg_float,
+        None,
+        "seconds between automatic restarts (default: 360)",
+        metavar="SECS",
+        env="AUTO_RESTART_INTERVAL",
+    ),
+    Option(
+        "backlog",
+        to_positive_int,
+        DEFAULT_BACKLOG,
+        f"listen backlog (default: SOMAXCONN, {DEFAULT_BACKLOG} here)",
+        metavar="N",
+    ),
+    Option(
+        "restart",
+        to_str,
+        False,
+        "send HUP to the running start_server (--pid-file) and wait until the new "
+        "generation is the only one (--status-file)",
+        flag=True,
+        cli_only=True,
+    ),
+    Option(
+        "wait_timeout",
+        to_nonneg_float,
+        60.0,
+        "with --restart or --stop: give up (exit 1) after this many seconds; 0 waits "
+        "forever as Perl does (default: 60)",
+        metavar="SECS",
+    ),
+    Option(
+        "stop",
+        to_str,
+        False,
+        "send TERM to the running start_server (--pid-file) and wait until it exited",
+        flag=True,
+        cli_only=True,
+    ),
+    Option(
+        "config",
+        to_str,
+        None,
+        "read options from the [start_server] table of this TOML file",
+        metavar="FILE",
+        cli_only=True,
+    ),
+    Option("help", to_str, False, "print this help and exit", flag=True, cli_only=True),
+    Option(
+        "version", to_str, False, "print the version and exit", flag=True, cli_only=True
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every option's final value (CLI > env var > TOML > default); one field per row."""
+
+    port: tuple[PortSpec, ...] = ()
+    path: tuple[PortSpec, ...] = ()
+    interval: float = 1.0
+    kill_old_delay: float | None = None
+    signal_on_hup: signal.Signals | None = None  # None: TERM
+    signal_on_term: signal.Signals | None = None
+    status_file: str | None = None
+    pid_file: str | None = None
+    dir: str | None = None
+    log_file: str | None = None
+    daemonize: bool = False
+    envdir: str | None = None
+    enable_auto_restart: bool = False
+    auto_restart_interval: float | None = None
+    backlog: int = DEFAULT_BACKLOG
+    restart: bool = False
+    wait_timeout: float = 60.0
+    stop: bool = False
+    config: str | None = None
+    help: bool = False
+    version: bool = False
+
+    @property
+    def specs(self) -> tuple[PortSpec, ...]:
+        """Every socket in SERVER_STARTER_PORT order: all --port, then all --path."""
+        return self.port + self.path
+
+
+def build_parser() -> OptionParser:
+    """The argparse front end made from OPTIONS."""
+    return OptionParser(
+        "start_server",
+        OPTIONS,
+        usage=USAGE,
+        description=DESCRIPTION,
+        positionals=[("command", "...", "the server program and its arguments")],
+    )
+
+
+def split_command(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split at the first ``--``: (start_server's words, the command after it)."""
+    words = list(argv)
+    if "--" in words:
+        i = words.index("--")
+        return words[:i], words[i + 1 :]
+    return words, []
+
+
+def load(
+    argv: Sequence[str], environ: Mapping[str, str]
+) -> tuple[Settings, tuple[str, ...]]:
+    """Parse argv (options, then the command) and merge env vars and ``--config``.
+
+    Without ``--``, the first word that is not an option starts the command and the rest
+    goes to it unparsed (Perl would parse options after it as its own). Raises
+    UsageError or ConfigError.
+    """
+    before, after = split_command(argv)
+    parser = build_parser()
+    cli, positionals = parser.parse(before)
+    command = list(positionals.get("command") or [])
+    if command and after:
+        command += ["--", *after]
+    elif after:
+        command = after
+    toml: dict[str, Any] = {}
+    if cli.get("config"):
+        toml = load_toml_table(cli["config"], TOML_TABLE, OPTIONS)
+    env = values_from_env(OPTIONS, environ)
+    values = merge(OPTIONS, cli, env, toml)
+    values["port"] = tuple(values["port"])
+    values["path"] = tuple(values["path"])
+    return Settings(**values), tuple(command)
+
+
+def check(settings: Settings, command: Sequence[str]) -> None:
+    """The cross-option rules of Perl's start_server script; raise UsageError."""
+    if settings.restart and settings.stop:
+        raise UsageError("--restart and --stop cannot be used together")
+    if settings.restart:
+        if not (settings.pid_file and settings.status_file):
+            raise UsageError(
+                "--restart option requires --pid-file and --status-file to be set as well"
+            )
+        return
+    if settings.stop:
+        if not settings.pid_file:
+            raise UsageError("--stop option requires --pid-file to be set as well")
+        return
+    if settings.daemonize and not settings.log_file:
+        raise UsageError("--daemonize requires --log-file")
+    if not command:
+        raise UsageError(
+            "server program not specified (usage: start_server [options] -- prog args...)"
+        )

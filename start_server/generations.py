@@ -1,0 +1,475 @@
+"""The supervision policy of start_server, as a pure state machine (Server::Starter's rules).
+
+Rule 1: no syscalls, no clock, no signals sent here: ``on_event(state, event, now)`` only
+mutates ``state`` and returns the Actions for the supervisor to carry out, in order.
+Rule 2: every deadline (interval, kill-old-delay, auto-restart, respawn) is data in State;
+``next_deadline(state)`` tells the loop how long it may block.
+Rule 3: after a Spawn action, the supervisor reports Spawned or SpawnFailed before
+anything else. Log texts keep Server::Starter's wording, which operators grep.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Union
+
+from start_server.proc import ExitStatus
+
+__all__ = [
+    "Action",
+    "ChildExited",
+    "Child",
+    "Event",
+    "Exit",
+    "Log",
+    "Params",
+    "Signal",
+    "Signalled",
+    "Spawn",
+    "SpawnFailed",
+    "Spawned",
+    "Start",
+    "State",
+    "Tick",
+    "WriteStatus",
+    "next_deadline",
+    "on_event",
+]
+
+# Floor between two automatic spawns (a failed start's retry or a crashed child's
+# restart): Perl has none, so with --interval 0 a crashing command is forked in a busy
+# loop. 0.1 s keeps that cheap while staying invisible with the default interval of 1 s.
+RESPAWN_FLOOR = 0.1
+
+# Perl's default --kill-old-delay when auto-restart is on (and KILL_OLD_DELAY is unset).
+AUTO_RESTART_KILL_OLD_DELAY = 5.0
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class Params:
+    """The knobs of the policy. The supervisor may replace them (envdir reload)."""
+
+    interval: float = 1.0
+    kill_old_delay: float | None = None  # None: 5 with auto-restart, else 0 (Perl)
+    signal_on_hup: signal.Signals = signal.SIGTERM
+    signal_on_term: signal.Signals = signal.SIGTERM
+    auto_restart: bool = False
+    auto_restart_interval: float = 360.0
+
+    @property
+    def effective_kill_old_delay(self) -> float:
+        """Perl: KILL_OLD_DELAY if defined, else 5 with auto-restart, else 0."""
+        if self.kill_old_delay is not None:
+            return self.kill_old_delay
+        return AUTO_RESTART_KILL_OLD_DELAY if self.auto_restart else 0.0
+
+
+@dataclass
+class Child:
+    """One spawned generation."""
+
+    pid: int
+    generation: int
+    spawned_at: float
+    exited: ExitStatus | None = None
+
+
+@dataclass
+class State:
+    """Everything the policy knows. Mutated only by ``on_event``."""
+
+    params: Params = field(default_factory=Params)
+    generation: int = 0
+    current: Child | None = None
+    starting: Child | None = None  # spawned, waiting out --interval
+    start_deadline: float | None = None
+    restarting: bool = False  # the start in progress replaces a generation (HUP/auto)
+    spawning: int | None = None  # generation of a Spawn awaiting Spawned/SpawnFailed
+    spawn_at: float | None = None  # an automatic respawn waiting for RESPAWN_FLOOR
+    last_spawn_at: float | None = None
+    old: dict[int, int] = field(default_factory=dict)  # pid -> generation
+    kill_at: float | None = None  # kill-old-delay running
+    pending_hups: int = 0
+    last_restart: float | None = None  # when the current generation became current
+    stopping: bool = False
+    exited: bool = False
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class Start:
+    """start_server is set up: spawn the first generation."""
+
+
+@dataclass(frozen=True)
+class Spawned:
+    """The Spawn action produced a running child."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class SpawnFailed:
+    """The Spawn action's child could not chdir/exec (it is already reaped)."""
+
+    status: ExitStatus
+    message: str
+
+
+@dataclass(frozen=True)
+class ChildExited:
+    """A child was reaped."""
+
+    status: ExitStatus
+
+
+@dataclass(frozen=True)
+class Signalled:
+    """start_server received a signal."""
+
+    signal: signal.Signals
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passed (a deadline may be due)."""
+
+
+Event = Union[Start, Spawned, SpawnFailed, ChildExited, Signalled, Tick]
+
+
+# --------------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class Spawn:
+    """Fork and exec the command as this generation, then report Spawned/SpawnFailed."""
+
+    generation: int
+
+
+@dataclass(frozen=True)
+class Signal:
+    """Send ``signal`` to each pid."""
+
+    signal: signal.Signals
+    pids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class WriteStatus:
+    """Replace the status file with these ``(generation, pid)`` lines, in this order."""
+
+    entries: tuple[tuple[int, int], ...]
+
+    def render(self) -> str:
+        """The file's text: ``GEN:PID`` lines."""
+        return "".join(f"{gen}:{pid}\n" for gen, pid in self.entries)
+
+
+@dataclass(frozen=True)
+class Log:
+    """One line for stderr (``warning`` for unexpected deaths and failed starts)."""
+
+    text: str
+    warning: bool = False
+
+
+@dataclass(frozen=True)
+class Exit:
+    """Every child is gone after a stop, or the first spawn could not exec."""
+
+    code: int
+    error: str | None = None
+
+
+Action = Union[Spawn, Signal, WriteStatus, Log, Exit]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _pids_text(pids: Iterable[int]) -> str:
+    """Perl's ``join(',', sort keys %old_workers)``: pids sorted as strings."""
+    return ",".join(sorted(str(p) for p in pids))
+
+
+def _sorted_pids(pids: Iterable[int]) -> tuple[int, ...]:
+    return tuple(sorted(pids, key=str))
+
+
+def _status(state: State) -> WriteStatus:
+    gen_pid: dict[int, int] = {gen: pid for pid, gen in state.old.items()}
+    if state.current is not None:
+        gen_pid[state.current.generation] = state.current.pid
+    # Perl sorts the generations as strings (sort keys %gen_pid); keep it byte-identical.
+    return WriteStatus(tuple((g, gen_pid[g]) for g in sorted(gen_pid, key=str)))
+
+
+def _exit_text(status: ExitStatus) -> str:
+    """Perl prints the raw wait status; the decoded form follows in parentheses."""
+    return f"{status.status}"
+
+
+def _spawn(state: State, out: list[Action]) -> None:
+    state.generation += 1
+    state.spawning = state.generation
+    state.spawn_at = None
+    out.append(Spawn(state.generation))
+
+
+def _schedule_respawn(state: State, now: float, out: list[Action]) -> None:
+    """Spawn again now, or once RESPAWN_FLOOR has passed since the previous spawn."""
+    earliest = (
+        now if state.last_spawn_at is None else state.last_spawn_at + RESPAWN_FLOOR
+    )
+    if earliest <= now:
+        _spawn(state, out)
+    else:
+        state.spawn_at = earliest
+
+
+def _alive_children(state: State) -> list[int]:
+    pids = list(state.old)
+    if state.current is not None:
+        pids.append(state.current.pid)
+    if state.starting is not None and state.starting.exited is None:
+        pids.append(state.starting.pid)
+    return pids
+
+
+def _maybe_exit(state: State, out: list[Action]) -> None:
+    if state.stopping and not state.exited and not _alive_children(state):
+        if state.spawning is None:
+            state.exited = True
+            out.append(Log("exiting"))
+            out.append(Exit(0))
+
+
+# --------------------------------------------------------------------------- the policy
+
+
+def on_event(state: State, event: Event, now: float) -> list[Action]:
+    """Apply ``event`` at monotonic time ``now``; return the actions to execute in order."""
+    out: list[Action] = []
+    if state.exited:
+        return out
+    if isinstance(event, Start):
+        _spawn(state, out)
+    elif isinstance(event, Spawned):
+        _on_spawned(state, event.pid, now, out)
+    elif isinstance(event, SpawnFailed):
+        _on_spawn_failed(state, event, now, out)
+    elif isinstance(event, ChildExited):
+        _on_child_exited(state, event.status, now, out)
+    elif isinstance(event, Signalled):
+        _on_signal(state, event.signal, out)
+    _advance(state, now, out)
+    return out
+
+
+def _on_spawned(state: State, pid: int, now: float, out: list[Action]) -> None:
+    gen = state.spawning if state.spawning is not None else state.generation
+    state.spawning = None
+    state.last_spawn_at = now
+    state.starting = Child(pid, gen, now)
+    state.start_deadline = now + state.params.interval
+    out.append(Log(f"starting new worker {pid}"))
+    if state.stopping:
+        out.append(Signal(signal.SIGTERM, (pid,)))
+
+
+def _on_spawn_failed(
+    state: State, event: SpawnFailed, now: float, out: list[Action]
+) -> None:
+    gen = state.spawning if state.spawning is not None else state.generation
+    state.spawning = None
+    state.last_spawn_at = now
+    if gen == 1 and state.current is None and not state.old:
+        # Nothing is serving yet: a command that cannot be executed is a usage problem.
+        state.exited = True
+        out.append(Exit(1, event.message))
+        return
+    out.append(Log(event.message, warning=True))
+    state.starting = Child(event.status.pid, gen, now, exited=event.status)
+    state.start_deadline = now + state.params.interval
+
+
+def _on_child_exited(
+    state: State, status: ExitStatus, now: float, out: list[Action]
+) -> None:
+    pid = status.pid
+    starting = state.starting
+    if starting is not None and starting.pid == pid:
+        starting.exited = status
+        if state.stopping:
+            out.append(Log(f"worker {pid} died, status:{_exit_text(status)}"))
+            state.starting = None
+            state.start_deadline = None
+        return
+    if state.current is not None and state.current.pid == pid:
+        state.current = None
+        if state.stopping:
+            out.append(Log(f"worker {pid} died, status:{_exit_text(status)}"))
+            out.append(_status(state))
+            return
+        out.append(
+            Log(
+                f"worker {pid} died unexpectedly with status:{_exit_text(status)}, "
+                f"restarting ({status.describe()})",
+                warning=True,
+            )
+        )
+        state.restarting = False
+        _schedule_respawn(state, now, out)
+        return
+    if pid in state.old:
+        del state.old[pid]
+        if state.stopping:
+            out.append(Log(f"worker {pid} died, status:{_exit_text(status)}"))
+        else:
+            out.append(Log(f"old worker {pid} died, status:{_exit_text(status)}"))
+        out.append(_status(state))
+    # Any other pid: an orphan we inherited (e.g. as PID 1); reaped, not ours to count.
+
+
+def _on_signal(state: State, sig: signal.Signals, out: list[Action]) -> None:
+    if state.stopping:
+        return
+    if sig == signal.SIGHUP:
+        state.pending_hups += 1
+        return
+    if sig not in STOP_SIGNALS:
+        return
+    # Perl forwards --signal-on-term for TERM and TERM for anything else; QUIT (which
+    # Perl does not handle) is treated as TERM.
+    send = state.params.signal_on_term if sig != signal.SIGINT else signal.SIGTERM
+    state.stopping = True
+    state.pending_hups = 0
+    state.kill_at = None
+    state.spawn_at = None
+    pids = _alive_children(state)
+    out.append(
+        Log(
+            f"received {sig.name[3:]}, sending {send.name[3:]} to all workers:"
+            f"{_pids_text(pids)}"
+        )
+    )
+    if pids:
+        out.append(Signal(send, _sorted_pids(pids)))
+
+
+def _promote(state: State, now: float, out: list[Action]) -> None:
+    starting = state.starting
+    assert starting is not None
+    state.starting = None
+    state.start_deadline = None
+    state.current = starting
+    state.last_restart = now
+    out.append(_status(state))
+    if not state.restarting:
+        return
+    state.restarting = False
+    sig = state.params.signal_on_hup.name[3:]
+    old = _pids_text(state.old) or "none"
+    out.append(Log(f"new worker is now running, sending {sig} to old workers:{old}"))
+    delay = state.params.effective_kill_old_delay
+    if delay > 0:
+        out.append(Log(f"sleeping {delay:g} secs before killing old workers"))
+        state.kill_at = now + delay
+    else:
+        _kill_old(state, out)
+
+
+def _kill_old(state: State, out: list[Action]) -> None:
+    state.kill_at = None
+    out.append(Log("killing old workers"))
+    if state.old:
+        out.append(Signal(state.params.signal_on_hup, _sorted_pids(state.old)))
+
+
+def _restart(state: State, reason: str, out: list[Action]) -> None:
+    out.append(Log(reason))
+    if state.current is not None:
+        state.old[state.current.pid] = state.current.generation
+        state.current = None
+    state.restarting = True
+    _spawn(state, out)
+
+
+def _advance(state: State, now: float, out: list[Action]) -> None:
+    """Run every deadline that is due and every queued request that may now proceed."""
+    if state.exited:
+        return
+    if state.stopping:
+        _maybe_exit(state, out)
+        return
+    if state.spawning is not None:
+        return
+    if state.starting is not None and state.start_deadline is not None:
+        if now < state.start_deadline:
+            return
+        starting = state.starting
+        if starting.exited is not None:
+            out.append(
+                Log(
+                    f"new worker {starting.pid} seems to have failed to start, "
+                    f"exit status:{_exit_text(starting.exited)}",
+                    warning=True,
+                )
+            )
+            state.starting = None
+            state.start_deadline = None
+            _schedule_respawn(state, now, out)
+            return
+        _promote(state, now, out)
+    if state.spawn_at is not None:
+        if now >= state.spawn_at:
+            _spawn(state, out)
+        return
+    if state.kill_at is not None:
+        if now < state.kill_at:
+            return
+        _kill_old(state, out)
+    if state.current is None:
+        return
+    if state.pending_hups > 0:
+        state.pending_hups -= 1
+        _restart(state, "received HUP, spawning a new worker", out)
+        return
+    params = state.params
+    if params.auto_restart and state.last_restart is not None:
+        elapsed = now - state.last_restart
+        ari = params.auto_restart_interval
+        if elapsed >= ari and not state.old:
+            _restart(state, f"autorestart triggered (interval={ari:g})", out)
+        elif elapsed >= ari * 2:
+            _restart(state, f"autorestart triggered (forced, interval={ari:g})", out)
+
+
+def next_deadline(state: State) -> float | None:
+    """The monotonic time of the next due deadline, or None to wait for events only."""
+    if state.exited or state.stopping or state.spawning is not None:
+        return None
+    if state.starting is not None:
+        return state.start_deadline
+    if state.spawn_at is not None:
+        return state.spawn_at
+    if state.kill_at is not None:
+        return state.kill_at
+    if state.pending_hups > 0 and state.current is not None:
+        return float("-inf")
+    params = state.params
+    if params.auto_restart and state.last_restart is not None and state.current:
+        ari = params.auto_restart_interval
+        return state.last_restart + (ari if not state.old else ari * 2)
+    return None
