@@ -1,0 +1,123 @@
+"""``starman`` command line: the only place that prints errors and picks exit codes.
+
+0 OK, 1 runtime failure, 2 usage or configuration, 4 the app could not be loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import sys
+from collections.abc import Sequence
+
+from starman import __version__
+from starman.appload import AppImportError
+from starman.config import USAGE, load_settings, make_parser
+from starman.config import debug_enabled as _debug_enabled
+from starman.listeners import ListenerError
+from starman.master import (
+    MasterError,
+    ReopeningFileHandler,
+    StderrHandler,
+    run_master,
+)
+from start_server.options import ConfigError, UsageError
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+EXIT_APP_LOAD = 4
+
+_LOG_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
+_ACCESS_FORMAT = "%(message)s"
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"starman: error: {message}\n")
+    sys.stderr.flush()
+
+
+def _version() -> str:
+    try:
+        import httptools
+
+        ht = getattr(httptools, "__version__", "?")
+    except ImportError:
+        ht = "missing"
+    return f"starman {__version__} (Python {platform.python_version()}, httptools {ht})"
+
+
+def setup_logging(
+    debug: bool, error_log: str | None, access_log: str | None, development: bool
+) -> None:
+    """Root logger to stderr (re-pointable at --error-log); ``starman.access`` to its file."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = StderrHandler(error_log)
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    access = logging.getLogger("starman.access")
+    access.propagate = False
+    access.setLevel(logging.INFO)
+    for h in list(access.handlers):
+        access.removeHandler(h)
+    access_handler: logging.Handler
+    if access_log:
+        access_handler = ReopeningFileHandler(access_log, delay=False)
+    elif development:
+        access_handler = logging.StreamHandler(sys.stderr)
+    else:
+        return
+    access_handler.setFormatter(logging.Formatter(_ACCESS_FORMAT))
+    access.addHandler(access_handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run starman with ``argv`` (default sys.argv[1:]); return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = load_settings(args, os.environ)
+    except UsageError as exc:
+        _error(str(exc))
+        sys.stderr.write(f"usage: {USAGE} (see starman --help)\n")
+        return EXIT_USAGE
+    except ConfigError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    if settings.help:
+        sys.stdout.write(make_parser().format_help())
+        return EXIT_OK
+    if settings.version:
+        sys.stdout.write(_version() + "\n")
+        return EXIT_OK
+    try:
+        setup_logging(
+            _debug_enabled(os.environ),
+            settings.error_log,
+            settings.access_log,
+            settings.env == "development" and settings.default_middleware,
+        )
+    except OSError as exc:
+        _error(
+            f"cannot open --access-log {settings.access_log!r}: {exc.strerror or exc}"
+        )
+        return EXIT_RUNTIME
+    try:
+        return run_master(settings, args)
+    except AppImportError as exc:
+        _error(str(exc))
+        return EXIT_APP_LOAD
+    except (ListenerError, MasterError) as exc:
+        _error(str(exc))
+        return EXIT_RUNTIME
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except Exception as exc:
+        logging.getLogger("starman").exception("unexpected error")
+        _error(f"{type(exc).__name__}: {exc}")
+        return EXIT_RUNTIME

@@ -1,0 +1,212 @@
+"""starman's option table: Settings fields, parsing, precedence, Perl spellings and errors."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from starman.config import (
+    OPTIONS,
+    ListenSpec,
+    Settings,
+    debug_enabled,
+    load_settings,
+    make_parser,
+    parse_listen,
+)
+from start_server.options import ConfigError, UsageError
+
+
+def test_settings_fields_equal_the_option_table_names() -> None:
+    assert [f.name for f in dataclasses.fields(Settings)] == [o.name for o in OPTIONS]
+
+
+def test_settings_defaults_equal_the_table_defaults() -> None:
+    defaults = Settings()
+    for opt in OPTIONS:
+        expected = tuple(opt.default) if isinstance(opt.default, list) else opt.default
+        assert getattr(defaults, opt.name) == expected, opt.name
+
+
+def test_defaults_without_arguments() -> None:
+    s = load_settings([], {})
+    assert s == Settings()
+    assert s.listen_specs() == (ListenSpec(host=None, port=5000),)
+    assert (s.workers, s.backlog, s.max_requests) == (5, 1024, 1000)
+    assert (s.keepalive_timeout, s.read_timeout, s.graceful_timeout) == (1.0, 5.0, 30.0)
+    assert s.max_request_body == 1 << 30 and s.body_buffer_size == 1 << 20
+
+
+def test_perl_spellings_are_accepted() -> None:
+    s = load_settings(
+        [
+            "--workers=3",
+            "-l",
+            "127.0.0.1:8080",
+            "--listen",
+            "/tmp/x.sock",
+            "-E",
+            "production",
+            "-Ilib",
+            "-I",
+            "lib2",
+            "-MFoo",
+            "--disable-keepalive",
+            "--disable-proctitle",
+            "--max-requests",
+            "10",
+            "-s",
+            "starman",
+            "-D",
+            "myapp:app",
+        ],
+        {},
+    )
+    assert s.workers == 3
+    assert s.listen == (ListenSpec("127.0.0.1", 8080), ListenSpec(path="/tmp/x.sock"))
+    assert s.env == "production"
+    assert s.include == ("lib", "lib2")
+    assert s.module == ("Foo",)
+    assert s.keepalive is False and s.proctitle is False
+    assert s.max_requests == 10 and s.daemonize is True
+    assert s.app == "myapp:app"
+
+
+def test_host_port_socket_fold_into_listen_specs() -> None:
+    s = load_settings(["-o", "127.0.0.1", "-p", "8081", "-S", "/tmp/s.sock"], {})
+    assert s.listen_specs() == (
+        ListenSpec("127.0.0.1", 8081),
+        ListenSpec(path="/tmp/s.sock"),
+    )
+    assert load_settings(["--port", "9"], {}).listen_specs() == (ListenSpec(None, 9),)
+
+
+@pytest.mark.parametrize(
+    ("text", "spec"),
+    [
+        ("127.0.0.1:80", ListenSpec("127.0.0.1", 80)),
+        (":5000", ListenSpec(None, 5000)),
+        ("[::1]:8080", ListenSpec("::1", 8080)),
+        ("localhost:0", ListenSpec("localhost", 0)),
+        ("unix:/run/a.sock", ListenSpec(path="/run/a.sock")),
+        ("relative.sock", ListenSpec(path="relative.sock")),
+        ("127.0.0.1:443:ssl", ListenSpec("127.0.0.1", 443, ssl=True)),
+    ],
+)
+def test_parse_listen_forms(text: str, spec: ListenSpec) -> None:
+    assert parse_listen(text) == spec
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "127.0.0.1:", "127.0.0.1:99999", "host:port", "::1:80", "unix:", "[::1]"],
+)
+def test_parse_listen_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="expected HOST:PORT"):
+        parse_listen(text)
+
+
+def test_bad_listen_is_a_usage_error_quoting_the_value() -> None:
+    with pytest.raises(UsageError, match=r"invalid --listen value '1.2.3.4:x'"):
+        load_settings(["--listen", "1.2.3.4:x"], {})
+
+
+def test_misspelt_option_suggests_the_right_one() -> None:
+    with pytest.raises(
+        UsageError, match=r"unknown option '--worker' \(did you mean --workers\?\)"
+    ):
+        load_settings(["--worker", "10"], {})
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--min-servers", "3"], "use --workers / TTIN / TTOU"),
+        (["--max-spare-servers=3"], "use --workers / TTIN / TTOU"),
+        (["--net-server-log-file", "x"], "use --error-log"),
+        (["--net-server-serialize", "flock"], "no Net::Server"),
+        (["-r"], "kill -HUP"),
+        (["-R", "lib"], "kill -HUP"),
+        (["-L", "Shotgun"], "Shotgun and Restarter are not supported"),
+        (["-s", "Twiggy"], "only 'Starman'"),
+        (["--enable-ssl"], "not supported yet"),
+        (["--listen", ":443:ssl"], "not supported yet"),
+        (["--workers", "0"], "expected an integer >= 1"),
+        (["--path", "app"], "starting with '/'"),
+        (["a.py", "--app", "b.py"], "not both"),
+    ],
+)
+def test_unsupported_perl_options_are_usage_errors_with_a_hint(
+    argv: list[str], match: str
+) -> None:
+    with pytest.raises(UsageError, match=match):
+        load_settings(argv, {})
+
+
+def test_loader_plack_loader_means_preload() -> None:
+    assert load_settings(["-L", "Plack::Loader"], {}).preload_app is True
+    assert load_settings(["-L", "Delayed"], {}).preload_app is False
+
+
+def test_new_options_parse_with_units() -> None:
+    s = load_settings(
+        [
+            "--max-request-body",
+            "2M",
+            "--body-buffer-size",
+            "64K",
+            "--timeout",
+            "2.5",
+            "--forwarded-allow-ips",
+            "10.0.0.1, 10.0.0.2",
+            "--term-immediate",
+            "--max-requests-jitter",
+            "7",
+            "--path",
+            "/app/",
+        ],
+        {},
+    )
+    assert s.max_request_body == 2 << 20 and s.body_buffer_size == 64 << 10
+    assert s.timeout == 2.5 and s.term_immediate and s.max_requests_jitter == 7
+    assert s.forwarded_allow_ips == ("10.0.0.1", "10.0.0.2")
+    assert s.path == "/app"
+
+
+def test_toml_file_is_below_the_command_line(tmp_path: object) -> None:
+    import pathlib
+
+    path = pathlib.Path(str(tmp_path)) / "c.toml"
+    path.write_text(
+        '[starman]\nworkers = 7\nlisten = ["127.0.0.1:1", "/x.sock"]\nkeepalive = false\n'
+        "[start_server]\nport = 80\n"
+    )
+    s = load_settings(["--config", str(path), "--workers", "2"], {})
+    assert s.workers == 2
+    assert s.listen == (ListenSpec("127.0.0.1", 1), ListenSpec(path="/x.sock"))
+    assert s.keepalive is False
+
+
+def test_toml_unknown_key_names_file_and_key(tmp_path: object) -> None:
+    import pathlib
+
+    path = pathlib.Path(str(tmp_path)) / "c.toml"
+    path.write_text("[starman]\nworker = 7\n")
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown key 'worker' in \[starman\].*did you mean 'workers'",
+    ):
+        load_settings(["--config", str(path)], {})
+
+
+def test_help_lists_every_option_once() -> None:
+    text = make_parser().format_help()
+    for opt in OPTIONS:
+        assert opt.flag_name in text
+
+
+def test_starman_debug_env() -> None:
+    assert debug_enabled({"STARMAN_DEBUG": "1"})
+    assert not debug_enabled({})
+    assert not debug_enabled({"STARMAN_DEBUG": "0"})
