@@ -8,6 +8,7 @@ Imports: stdlib only.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import runpy
 import sys
@@ -18,6 +19,7 @@ __all__ = [
     "DEFAULT_APP",
     "AppImportError",
     "add_include_dirs",
+    "check_target",
     "load_app",
     "load_target",
     "preload_modules",
@@ -82,6 +84,21 @@ def _import_module(spec: str, module_name: str) -> Any:
                 spec, f"module {module_name!r} not found (cwd={os.getcwd()})"
             ) from None
         raise
+
+
+def check_target(spec: str | None) -> None:
+    """Cheap checks the master can make without importing: the file exists, the
+    top-level module can be found. Raises AppImportError."""
+    spec = spec or DEFAULT_APP
+    if _is_path(spec):
+        if not os.path.isfile(spec):
+            raise _fail(spec, f"file not found (cwd={os.getcwd()})")
+        return
+    module_name = spec.partition(":")[0]
+    if ":" not in spec or not module_name or not spec.partition(":")[2]:
+        raise _fail(spec, "expected path/to/app.py or 'module:attribute'")
+    if "." not in module_name and importlib.util.find_spec(module_name) is None:
+        raise _fail(spec, f"module {module_name!r} not found (cwd={os.getcwd()})")
 
 
 def load_target(spec: str, *, factory: bool = False) -> Any:

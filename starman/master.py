@@ -27,6 +27,7 @@ from starman import pool
 from starman.appload import (
     AppImportError,
     add_include_dirs,
+    check_target,
     load_app,
     preload_modules,
 )
@@ -240,6 +241,8 @@ class Master:
                 log.info("%s", note)
             if s.preload_app:
                 self.app = self._load_app()
+            elif s.app is not None or s.eval is None:
+                check_target(s.app)
                 log.info("app preloaded in the master")
             if s.daemonize:
                 started = self._daemonize()

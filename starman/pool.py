@@ -478,6 +478,7 @@ def _on_ready(state: PoolState, slot: int, now: float, actions: list[Action]) ->
         _finish_reload(state, now, actions)
     elif state.phase is Phase.RUNNING and not state.announced_ready:
         state.announced_ready = True
+        log.info("all %d workers ready", state.target)
         actions.append(Notify(f"READY=1\nMAINPID={state.master_pid}"))
 
 

@@ -175,3 +175,16 @@ def test_preload_modules_notes_ignored_import_lists(appdir: pathlib.Path) -> Non
     assert "pre_x8" in sys.modules
     with pytest.raises(AppImportError, match="cannot import module 'nope_x9'"):
         preload_modules(["nope_x9"])
+
+
+def test_check_target_without_importing(appdir: pathlib.Path) -> None:
+    from starman.appload import check_target
+
+    write(appdir, "chk_x10.py", "raise RuntimeError('must not be imported')\n")
+    check_target("chk_x10:app")
+    check_target("chk_x10.py")
+    assert "chk_x10" not in sys.modules
+    with pytest.raises(AppImportError, match="module 'nope_x11' not found"):
+        check_target("nope_x11:app")
+    with pytest.raises(AppImportError, match="'gone.py': file not found"):
+        check_target("gone.py")
