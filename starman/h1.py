@@ -1,0 +1,702 @@
+"""Sans-IO HTTP/1.1 server connection over httptools: bytes in, events out, responses as bytes.
+
+Rule 1: no socket, selectors, signal, time or logging imports; the caller supplies the clock
+(a ``date()`` callable) and does all I/O, so every behaviour is testable with literal bytes.
+Rule 2: httptools callbacks only record (append to a deque or set a field); they never raise.
+Rule 3: after the first protocol error nothing more is parsed; the error is the last event.
+Rule 4: events after a request's EndOfMessage are held (PAUSED) until start_next_cycle().
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections import deque
+from collections.abc import Callable, Sequence
+from http import HTTPStatus
+
+import httptools
+
+from starman.events import (
+    NEED_DATA,
+    PAUSED,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Event,
+    ProtocolError,
+    Request,
+    Sentinel,
+)
+
+__all__ = [
+    "MAX_HEAD_BYTES",
+    "STATUS_LINES",
+    "Framing",
+    "LocalProtocolError",
+    "ServerConnection",
+    "State",
+    "error_body",
+    "keep_alive_wanted",
+    "response_framing",
+    "status_line",
+]
+
+# The whole head (request line, fields and trailers) of one request; waitress uses 256 KiB,
+# nginx 8-32 KiB per buffer. 64 KiB is the spec's budget (431 above it).
+MAX_HEAD_BYTES = 65536
+# A method token longer than this is not worth waiting for before deciding 400 vs 501.
+_METHOD_PROBE_MAX = 32
+
+
+def _reason(code: int) -> bytes:
+    try:
+        return HTTPStatus(code).phrase.encode("latin-1")
+    except ValueError:
+        return b"Unknown"
+
+
+# uvicorn's STATUS_LINE idea: one bytes object per code, built once.
+STATUS_LINES: dict[int, bytes] = {
+    code: b"HTTP/1.1 %d %s\r\n" % (code, _reason(code)) for code in range(100, 600)
+}
+
+
+def status_line(code: int, reason: bytes | None = None) -> bytes:
+    """The status line for ``code``; the precomputed one unless ``reason`` differs."""
+    line = STATUS_LINES[code]
+    if reason is None or line[13:-2] == reason:
+        return line
+    return b"HTTP/1.1 %d %s\r\n" % (code, reason)
+
+
+def error_body(code: int) -> bytes:
+    """The plain-text body of an error response: ``"<code> <Reason>\\n"``."""
+    return b"%d %s\n" % (code, _reason(code))
+
+
+class State(enum.Enum):
+    """One side of the connection (h11 style: the peer's requests, our responses)."""
+
+    IDLE = "IDLE"  # waiting for a request head / no response started
+    ACTIVE = "ACTIVE"  # request delivered, body in progress / response head sent
+    DONE = "DONE"  # EndOfMessage delivered / response ended
+    CLOSED = "CLOSED"  # peer sent EOF
+    ERROR = "ERROR"  # a ProtocolError was raised; nothing more is parsed
+
+
+# Everything that moves the peer's state lives in this table (h11 _state.py style).
+_THEIR_TRANSITIONS: dict[tuple[State, type], State] = {
+    (State.IDLE, Request): State.ACTIVE,
+    (State.ACTIVE, Data): State.ACTIVE,
+    (State.ACTIVE, EndOfMessage): State.DONE,
+    (State.IDLE, ConnectionClosed): State.CLOSED,
+    (State.ACTIVE, ConnectionClosed): State.CLOSED,
+    (State.CLOSED, ConnectionClosed): State.CLOSED,
+}
+
+
+class Framing(enum.Enum):
+    """How a response body is delimited."""
+
+    NONE = "NONE"  # HEAD, 1xx, 204, 304: no body bytes at all
+    LENGTH = "LENGTH"  # Content-Length
+    CHUNKED = "CHUNKED"  # Transfer-Encoding: chunked (HTTP/1.1 only)
+    CLOSE = "CLOSE"  # HTTP/1.0 without a length: the close ends the body
+
+
+class LocalProtocolError(RuntimeError):
+    """The caller used the connection out of order (our bug, not the peer's)."""
+
+
+def keep_alive_wanted(http_version: bytes, connection: bytes | None) -> bool:
+    """Whether the client asks to keep the connection open.
+
+    ``connection`` is the comma-joined value of every ``Connection`` field (None if absent).
+    HTTP/1.1 persists unless ``close`` is a token; HTTP/1.0 only with ``keep-alive``.
+    """
+    tokens: set[bytes] = set()
+    if connection:
+        tokens = {t.strip(b" \t").lower() for t in connection.split(b",")}
+    if b"close" in tokens:
+        return False
+    if http_version == b"1.1":
+        return True
+    return b"keep-alive" in tokens
+
+
+def response_framing(
+    method: bytes, status: int, http_version: bytes, content_length: int | None
+) -> Framing:
+    """Choose the response body framing (spec §3.4)."""
+    if method == b"HEAD" or status < 200 or status == 204 or status == 304:
+        return Framing.NONE
+    if content_length is not None:
+        return Framing.LENGTH
+    if http_version == b"1.1":
+        return Framing.CHUNKED
+    return Framing.CLOSE
+
+
+_DIGITS = re.compile(rb"[0-9]+")
+# RFC 9110 token without lower case and without '#': gunicorn 22's "unknown method" rule.
+_METHOD_TOKEN = re.compile(rb"[!$%&'*+\-.^_`|~0-9A-Z]+")
+_HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::[0-9]*)?")
+_WATCHED = frozenset(
+    (b"host", b"content-length", b"transfer-encoding", b"connection", b"expect")
+)
+
+
+class ServerConnection:
+    """HTTP/1.1 server side of one connection. Bytes in, events out; responses out as bytes.
+
+    Methods for the caller: ``receive_data``, ``next_event``, ``send_response``,
+    ``frame_data``, ``send_end``, ``send_error``, ``send_continue``,
+    ``send_informational``, ``close_after_response``, ``start_next_cycle``.
+    The ``on_*`` methods are httptools callbacks, not for callers.
+    """
+
+    def __init__(
+        self,
+        date: Callable[[], bytes],
+        *,
+        limit_request_line: int = 8190,
+        limit_request_fields: int = 100,
+        limit_request_field_size: int = 8190,
+        max_body: int = 1 << 30,
+    ) -> None:
+        self._date = date
+        self._limit_line = limit_request_line
+        self._limit_fields = limit_request_fields
+        self._limit_field_size = limit_request_field_size
+        self._max_body = max_body
+        self._parser = httptools.HttpRequestParser(self)
+        self._events: deque[Event | ProtocolError] = deque()
+        self.their_state = State.IDLE
+        self.our_state = State.IDLE
+        self.request: Request | None = None
+        self._raised: ProtocolError | None = None
+        # Input side.
+        self._dead = (
+            False  # the parser is never fed again (error, upgrade, data after close)
+        )
+        self._err: ProtocolError | None = None
+        self._eof = False
+        self._probe: bytes | None = (
+            None  # bytes of a rejected method token, to pick 400/501
+        )
+        self._prefix = (
+            b""  # the first bytes of the current message, for the method probe
+        )
+        self._completed_in_feed = False
+        self._upgrade_left = 0
+        self._reset_message()
+        self._msg_open = False
+        self._head_raw = 0
+        self._feed_body = 0
+        self._began_here = False
+        self._begin_mark = 0
+        # Output side.
+        self._must_close = False
+        self._continue_sent = False
+        self._framing = Framing.NONE
+        self._cl_left = 0
+        self.response_status = 0
+        self.body_bytes_sent = 0
+        self.discarded_body = False  # the app produced bytes for a no-body response
+
+    # ------------------------------------------------------------------ input
+    def _reset_message(self) -> None:
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._nfields = 0
+        self._head_bytes = 0
+        self._in_head = False
+        self._in_trailers = False
+        self._hosts: list[bytes] = []
+        self._cls: list[bytes] = []
+        self._tes: list[bytes] = []
+        self._connection: bytes | None = None
+        self._expect: bytes | None = None
+        self._body_total = 0
+        self._body_seen = False
+        self._chunked = False
+        self._upgrade = False
+        self._cur_cl: int | None = None
+
+    def _fail(self, msg: str, status: int) -> None:
+        if self._err is None:
+            self._err = ProtocolError(msg, status)
+            self._events.append(self._err)
+        self._dead = True
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes from the peer; ``b""`` means the peer closed its side (EOF)."""
+        if not data:
+            if self._eof:
+                return
+            self._eof = True
+            if self._probe is not None and self._err is None:
+                self._decide_method(self._probe, eof=True)
+            if self._err is None:
+                self._events.append(ConnectionClosed())
+            return
+        if self._eof:
+            return
+        if self._probe is not None:
+            self._decide_method(self._probe + data, eof=False)
+            return
+        if self._dead:
+            if self._upgrade_left and self._err is None:
+                self._upgrade_body(data)
+            return
+        if not self._url and len(self._prefix) < _METHOD_PROBE_MAX:
+            self._prefix += data[:_METHOD_PROBE_MAX]
+        self._feed_body = 0
+        self._began_here = False
+        self._completed_in_feed = False
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._dead = True
+            if self._upgrade_left and self._err is None:
+                self._upgrade_body(data[int(exc.args[0]) :])
+        except httptools.HttpParserInvalidMethodError:
+            if self._err is None:
+                if self._completed_in_feed:
+                    self._fail("invalid method", 400)
+                else:
+                    self._decide_method(self._prefix, eof=False)
+        except httptools.HttpParserError as exc:
+            if self._err is None:
+                if not self._msg_open:
+                    # llhttp: "Data after `Connection: close`": the finished request was
+                    # the last one; the rest is discarded, never parsed (spec §3.7).
+                    self._dead = True
+                else:
+                    self._fail(str(exc), self._llhttp_status(str(exc)))
+        if self._in_head and self._err is None:
+            if self._began_here:
+                self._head_raw = len(data) - self._begin_mark
+            else:
+                self._head_raw += len(data)
+            if self._head_raw > MAX_HEAD_BYTES:
+                self._fail("request head too large", 431)
+
+    def _llhttp_status(self, msg: str) -> int:
+        if "Transfer-Encoding" in msg and "header value" in msg and not self._tes:
+            # One TE line whose value llhttp refuses while parsing it ("chunked, gzip"):
+            # an unsupported coding, not a syntax error. Two TE lines stay 400.
+            return 501
+        return 400
+
+    def _decide_method(self, candidate: bytes, eof: bool) -> None:
+        text = candidate.lstrip(b"\r\n")
+        sp = text.find(b" ")
+        token = text if sp < 0 else text[:sp]
+        is_token = bool(token) and _METHOD_TOKEN.fullmatch(token) is not None
+        if sp < 0 and is_token and not eof and len(text) < _METHOD_PROBE_MAX:
+            self._probe = candidate
+            self._dead = True
+            return
+        self._probe = None
+        self._fail("unknown or invalid method", 501 if is_token else 400)
+
+    def _upgrade_body(self, data: bytes) -> None:
+        take = data[: self._upgrade_left]
+        if take:
+            self._upgrade_left -= len(take)
+            self._events.append(Data(take))
+        if not self._upgrade_left:
+            self._events.append(EndOfMessage())
+
+    # httptools callbacks: record only (Rule 2).
+    def on_message_begin(self) -> None:
+        self._reset_message()
+        self._msg_open = True
+        self._in_head = True
+        self._began_here = True
+        self._begin_mark = self._feed_body
+
+    def on_url(self, url: bytes) -> None:
+        if self._err is not None:
+            return
+        self._url += url
+        self._prefix = b""
+        if len(self._url) > self._limit_line:
+            self._fail("request line too long", 414)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._err is not None:
+            return
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self._fail("request head too large", 431)
+            return
+        if self._in_trailers:
+            return  # trailers count toward the head budget, then are discarded
+        self._nfields += 1
+        if self._nfields > self._limit_fields:
+            self._fail("too many header fields", 431)
+            return
+        if len(name) + len(value) > self._limit_field_size:
+            self._fail("header field too long", 431)
+            return
+        lname = name.lower()
+        value = value.rstrip(b" \t")
+        self._headers.append((lname, value))
+        if lname in _WATCHED:
+            if lname == b"host":
+                self._hosts.append(value)
+            elif lname == b"content-length":
+                self._cls.append(value)
+            elif lname == b"transfer-encoding":
+                self._tes.append(value)
+            elif lname == b"connection":
+                self._connection = (
+                    value
+                    if self._connection is None
+                    else self._connection + b"," + value
+                )
+            else:
+                self._expect = (
+                    value if self._expect is None else self._expect + b"," + value
+                )
+
+    def on_headers_complete(self) -> None:
+        if self._err is not None:
+            return
+        self._in_head = False
+        self._in_trailers = True
+        self._head_bytes += len(self._url)
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self._fail("request head too large", 431)
+            return
+        parser = self._parser
+        method = parser.get_method()
+        version_str = parser.get_http_version()
+        if version_str == "1.1":
+            version = b"1.1"
+        elif version_str == "1.0":
+            version = b"1.0"
+        elif version_str == "0.9" or not version_str.startswith(("1.", "2.", "3.")):
+            self._fail("HTTP/0.9 request", 400)
+            return
+        else:
+            self._fail("unsupported HTTP version", 505)
+            return
+        url = self._url
+        if len(method) + len(url) + 10 > self._limit_line:
+            self._fail("request line too long", 414)
+            return
+        if method == b"CONNECT":
+            self._fail("CONNECT is not supported", 501)
+            return
+        first = url[:1]
+        if first == b"/":
+            pass
+        elif url == b"*":
+            if method != b"OPTIONS":
+                self._fail("'*' target with a method other than OPTIONS", 400)
+                return
+        elif url[:7].lower() != b"http://" and url[:8].lower() != b"https://":
+            self._fail("invalid request target", 400)
+            return
+        hosts = self._hosts
+        if len(hosts) > 1 or (version == b"1.1" and not hosts):
+            self._fail("missing or repeated Host", 400)
+            return
+        if hosts and _HOST.fullmatch(hosts[0]) is None:
+            self._fail("invalid Host", 400)
+            return
+        content_length: int | None = None
+        chunked = False
+        if self._tes:
+            if len(self._tes) > 1 or version == b"1.0" or self._cls:
+                self._fail("invalid Transfer-Encoding framing", 400)
+                return
+            codings = [
+                c
+                for c in (p.strip(b" \t").lower() for p in self._tes[0].split(b","))
+                if c
+            ]
+            if codings != [b"chunked"]:
+                self._fail("unsupported Transfer-Encoding", 501)
+                return
+            chunked = True
+        elif self._cls:
+            if len(self._cls) > 1:
+                self._fail("repeated Content-Length", 400)
+                return
+            raw = self._cls[0].strip(b" \t")
+            if _DIGITS.fullmatch(raw) is None:
+                self._fail("invalid Content-Length", 400)
+                return
+            content_length = int(raw)
+        keep_alive = keep_alive_wanted(version, self._connection)
+        upgrade = parser.should_upgrade()
+        if upgrade:
+            keep_alive = False
+            if chunked:
+                self._fail("chunked body on an Upgrade request", 400)
+                return
+        expect_continue = False
+        if self._expect is not None and version == b"1.1":
+            if self._expect.strip(b" \t").lower() != b"100-continue":
+                self._fail("unsupported expectation", 417)
+                return
+            expect_continue = chunked or bool(content_length)
+        if content_length is not None and content_length > self._max_body:
+            self._fail("request body too large", 413)
+            return
+        self._chunked = chunked
+        self._upgrade = upgrade
+        self._cur_cl = content_length
+        self._events.append(
+            Request(
+                method,
+                url,
+                version,
+                tuple(self._headers),
+                keep_alive,
+                content_length,
+                chunked,
+                expect_continue,
+                upgrade,
+            )
+        )
+
+    def on_body(self, body: bytes) -> None:
+        self._feed_body += len(body)
+        if self._err is not None:
+            return
+        self._body_seen = True
+        if self._chunked:
+            self._body_total += len(body)
+            if self._body_total > self._max_body:
+                self._fail("request body too large", 413)
+                return
+        self._events.append(Data(body))
+
+    def on_message_complete(self) -> None:
+        self._msg_open = False
+        self._completed_in_feed = True
+        self._prefix = b""
+        self._url = b""
+        if self._err is not None:
+            return
+        self._in_trailers = False
+        if self._upgrade and self._cur_cl:
+            # llhttp skips an Upgrade request's body; we read exactly CL raw bytes.
+            self._upgrade_left = self._cur_cl
+            return
+        self._events.append(EndOfMessage())
+
+    def next_event(self) -> Event | Sentinel:
+        """The next event, ``NEED_DATA`` or ``PAUSED``.
+
+        Raises:
+            ProtocolError: the peer broke the protocol; answer ``send_error(status_hint)``.
+        """
+        if self._raised is not None:
+            raise self._raised
+        if self.their_state is State.DONE:
+            return PAUSED
+        events = self._events
+        if not events:
+            return NEED_DATA
+        event = events.popleft()
+        if type(event) is ProtocolError:
+            self.their_state = State.ERROR
+            self._raised = event
+            raise event
+        assert not isinstance(event, ProtocolError)
+        self.their_state = _THEIR_TRANSITIONS[(self.their_state, type(event))]
+        if type(event) is Request:
+            self.request = event
+        return event
+
+    @property
+    def has_partial_request(self) -> bool:
+        """Some bytes of a not yet complete request arrived (a timeout then sends 408)."""
+        return (
+            self._msg_open
+            or self._probe is not None
+            or self.their_state is State.ACTIVE
+        )
+
+    @property
+    def they_are_waiting_for_100_continue(self) -> bool:
+        """Send ``100 Continue`` now if the caller is about to wait for body bytes."""
+        req = self.request
+        return (
+            req is not None
+            and req.expect_continue
+            and self.their_state is State.ACTIVE
+            and not self._continue_sent
+            and not self._body_seen
+            and self._upgrade_left == 0
+            and not self._events
+        )
+
+    # ----------------------------------------------------------------- output
+    def close_after_response(self) -> None:
+        """Answer the current (or next) request with ``Connection: close`` and stop."""
+        self._must_close = True
+
+    @property
+    def keep_alive(self) -> bool:
+        """Whether the connection may carry another request after this response."""
+        req = self.request
+        return (
+            req is not None
+            and req.keep_alive
+            and not self._must_close
+            and self.their_state is not State.ERROR
+            and self._framing is not Framing.CLOSE
+        )
+
+    def send_continue(self) -> bytes:
+        """The interim ``100 Continue`` (once per request)."""
+        self._continue_sent = True
+        return b"HTTP/1.1 100 Continue\r\n\r\n"
+
+    def send_informational(
+        self, status: int, headers: Sequence[tuple[bytes, bytes]]
+    ) -> bytes:
+        """An interim 1xx (not 101) response; ``b""`` when HTTP/1.0 or too late."""
+        req = self.request
+        if (
+            req is None
+            or req.http_version != b"1.1"
+            or self.our_state is not State.IDLE
+            or not 100 <= status < 200
+            or status == 101
+        ):
+            return b""
+        parts = [STATUS_LINES[status]]
+        parts.extend(name + b": " + value + b"\r\n" for name, value in headers)
+        parts.append(b"\r\n")
+        return b"".join(parts)
+
+    def send_response(
+        self,
+        status: int,
+        headers: Sequence[tuple[bytes, bytes]],
+        *,
+        line: bytes | None = None,
+        content_length: int | None = None,
+        has_date: bool = False,
+    ) -> bytes:
+        """The response head, framing and ``Connection``/``Date`` fields added.
+
+        ``headers`` must already be free of hop-by-hop fields, ``Content-Length`` (pass it as
+        ``content_length``) and ``Transfer-Encoding``; ``line`` overrides the status line.
+        """
+        req = self.request
+        if req is None or self.our_state is not State.IDLE:
+            raise LocalProtocolError("send_response() without a request in hand")
+        if status < 200 or status == 204:
+            content_length = None  # RFC 9110 §8.6: no Content-Length on 1xx/204
+        framing = response_framing(req.method, status, req.http_version, content_length)
+        self._framing = framing
+        self._cl_left = content_length or 0
+        self.response_status = status
+        self.our_state = State.ACTIVE
+        parts = [line or STATUS_LINES[status]]
+        parts.extend(name + b": " + value + b"\r\n" for name, value in headers)
+        if content_length is not None:
+            parts.append(b"Content-Length: %d\r\n" % content_length)
+        elif framing is Framing.CHUNKED:
+            parts.append(b"Transfer-Encoding: chunked\r\n")
+        if not has_date:
+            parts.append(b"Date: " + self._date() + b"\r\n")
+        if self.keep_alive:
+            parts.append(b"Connection: keep-alive\r\n\r\n")
+        else:
+            self._must_close = True
+            parts.append(b"Connection: close\r\n\r\n")
+        return b"".join(parts)
+
+    def frame_data(self, data: bytes) -> list[bytes]:
+        """Body bytes framed for the wire (possibly ``[]``); never past Content-Length."""
+        framing = self._framing
+        if framing is Framing.LENGTH:
+            left = self._cl_left
+            if len(data) > left:
+                data = data[:left]
+                self._must_close = True  # the app overran its Content-Length
+            if not data:
+                return []
+            self._cl_left = left - len(data)
+            self.body_bytes_sent += len(data)
+            return [data]
+        if not data:
+            return []
+        if framing is Framing.CHUNKED:
+            self.body_bytes_sent += len(data)
+            return [b"%x\r\n" % len(data), data, b"\r\n"]
+        if framing is Framing.CLOSE:
+            self.body_bytes_sent += len(data)
+            return [data]
+        self.discarded_body = True
+        return []
+
+    def account_sendfile(self, count: int) -> int:
+        """How many of ``count`` file bytes may go out (the caller sends them with sendfile)."""
+        if self._framing is Framing.LENGTH:
+            count = min(count, self._cl_left)
+            self._cl_left -= count
+        elif self._framing is Framing.NONE:
+            return 0
+        self.body_bytes_sent += count
+        return count
+
+    def send_end(self) -> bytes:
+        """End the response: the chunk terminator, or ``b""``."""
+        if self.our_state is not State.ACTIVE:
+            raise LocalProtocolError("send_end() without a response in progress")
+        self.our_state = State.DONE
+        if self._framing is Framing.CHUNKED:
+            return b"0\r\n\r\n"
+        if self._framing is Framing.LENGTH and self._cl_left:
+            self._must_close = True  # short body: only a close tells the client
+        return b""
+
+    def abort(self) -> None:
+        """The response cannot be completed (app error mid-body): close without an end."""
+        self.our_state = State.ERROR
+        self._must_close = True
+
+    def send_error(self, status: int) -> bytes:
+        """A complete plain-text error response with ``Connection: close``."""
+        body = error_body(status)
+        self._must_close = True
+        self.our_state = State.DONE
+        self.response_status = status
+        self.body_bytes_sent = len(body)
+        return b"".join(
+            (
+                STATUS_LINES[status],
+                b"Content-Type: text/plain; charset=utf-8\r\n",
+                b"Content-Length: %d\r\n" % len(body),
+                b"Date: " + self._date() + b"\r\n",
+                b"Connection: close\r\n\r\n",
+                body,
+            )
+        )
+
+    def start_next_cycle(self) -> None:
+        """After a finished keep-alive exchange, make the next pipelined request available."""
+        if self.their_state is not State.DONE or self.our_state is not State.DONE:
+            raise LocalProtocolError("start_next_cycle() before the exchange finished")
+        if not self.keep_alive:
+            raise LocalProtocolError("start_next_cycle() on a closing connection")
+        self.their_state = State.IDLE
+        self.our_state = State.IDLE
+        self.request = None
+        self._framing = Framing.NONE
+        self._continue_sent = False
+        self.response_status = 0
+        self.body_bytes_sent = 0
+        self.discarded_body = False

@@ -1,0 +1,822 @@
+"""One starman worker: one process, one thread, one epoll over listeners and connections.
+
+Waiting (accept, slow heads and bodies, idle keep-alive, slow readers) is multiplexed; the app
+is called synchronously, one READY request at a time (spec §6.3). Graceful drain: spec §6.6.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import itertools
+import logging
+import os
+import select
+import signal
+import socket
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.utils import formatdate
+from typing import Any, Protocol
+
+from starman.body import BodyBuffer, BodyInput, empty_input
+from starman.events import (
+    NEED_DATA,
+    PAUSED,
+    ConnectionClosed,
+    Data,
+    ProtocolError,
+    Request,
+)
+from starman.h1 import ServerConnection, State
+from starman.wsgi import (
+    ClientDisconnected,
+    RequestRejected,
+    WSGIApp,
+    call_app,
+    connection_environ,
+    request_environ,
+    server_environ,
+)
+from start_server.sigwake import SignalWaker
+
+__all__ = ["ConnState", "TRANSITIONS", "WorkerConfig", "WorkerHooks", "run_worker"]
+
+log = logging.getLogger("starman.worker")
+access_log = logging.getLogger("starman.access")
+
+# Output buffered per connection before a still-producing app waits for the reader (§6.3).
+OUT_BUFFER_LIMIT = 256 * 1024
+ACCEPT_BATCH = 8  # connections taken per wake-up, so one worker does not hog the queue
+RECV_SIZE = 65536
+LINGER_SECONDS = 2.0  # lingering close: discard input this long (gunicorn #2881 resets)
+LINGER_BYTES = 64 * 1024
+PARENT_CHECK_INTERVAL = 1.0
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Everything a worker needs; each default is the spec's."""
+
+    keepalive: bool = True  # False = --disable-keepalive
+    keepalive_timeout: float = 1.0
+    read_timeout: float = 5.0  # whole request head
+    body_timeout: float = 30.0
+    write_timeout: float = 30.0
+    graceful_timeout: float = 30.0  # drain deadline inside the worker
+    max_requests: int = 0  # 0 = unlimited
+    max_keepalive_reqs: int = 0  # 0 = unlimited
+    max_connections: int = 256  # --max-connections-per-worker
+    max_request_body: int = 1 << 30
+    body_buffer_size: int = 1 << 20
+    tmp_dir: str | None = None
+    limit_request_line: int = 8190
+    limit_request_fields: int = 100
+    limit_request_field_size: int = 8190
+    script_name: str = ""  # --path mount prefix ("" = none)
+    forwarded_allow_ips: tuple[str, ...] = ()
+    access_log: bool = False  # one Apache combined line per request on "starman.access"
+    parent_pid: int | None = None  # exit (gracefully) when os.getppid() != parent_pid
+    generation: str | None = None  # environ["starman.generation"]
+
+
+class WorkerHooks(Protocol):
+    """Callbacks into the master's bookkeeping (the scoreboard)."""
+
+    def ready(self) -> None: ...
+    def request_started(self) -> None: ...
+    def request_finished(self) -> None: ...
+    def draining(self) -> None: ...
+
+
+class ConnState(enum.Enum):
+    """Where a connection is (spec §6.3; READY requests are served synchronously)."""
+
+    READ_HEAD = "READ_HEAD"
+    READ_BODY = "READ_BODY"
+    READY = "READY"
+    DRAIN_OUT = "DRAIN_OUT"
+    IDLE = "IDLE"
+    LINGER = "LINGER"
+    CLOSED = "CLOSED"
+
+
+_S = ConnState
+# Every legal move of a connection (h11 _state.py style: the rules are data).
+TRANSITIONS: dict[ConnState, frozenset[ConnState]] = {
+    _S.READ_HEAD: frozenset(
+        (_S.READ_BODY, _S.READY, _S.DRAIN_OUT, _S.LINGER, _S.CLOSED)
+    ),
+    _S.READ_BODY: frozenset((_S.READY, _S.DRAIN_OUT, _S.LINGER, _S.CLOSED)),
+    _S.READY: frozenset((_S.DRAIN_OUT, _S.IDLE, _S.READY, _S.LINGER, _S.CLOSED)),
+    _S.DRAIN_OUT: frozenset((_S.IDLE, _S.READY, _S.LINGER, _S.CLOSED)),
+    _S.IDLE: frozenset((_S.READ_HEAD, _S.READ_BODY, _S.READY, _S.LINGER, _S.CLOSED)),
+    _S.LINGER: frozenset((_S.CLOSED,)),
+    _S.CLOSED: frozenset(),
+}
+
+_IN = select.EPOLLIN
+_OUT = select.EPOLLOUT
+
+
+class _DateCache:
+    """The IMF-fixdate ``Date`` value, formatted once per second."""
+
+    __slots__ = ("_second", "_value")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = b""
+
+    def __call__(self) -> bytes:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._value = formatdate(now, usegmt=True).encode("ascii")
+        return self._value
+
+
+class _FileRange:
+    __slots__ = ("fd", "offset", "count")
+
+    def __init__(self, fd: int, offset: int, count: int) -> None:
+        self.fd = fd
+        self.offset = offset
+        self.count = count
+
+
+class _Conn:
+    """One client connection: socket, h1 state, output queue and deadline."""
+
+    __slots__ = (
+        "sock",
+        "fd",
+        "h1",
+        "state",
+        "unix",
+        "trusted",
+        "env",
+        "out",
+        "out_size",
+        "deadline",
+        "timer_at",
+        "body",
+        "nreq",
+        "dead",
+        "mask",
+        "cleanups",
+        "lingered",
+        "worker",
+    )
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        h1: ServerConnection,
+        env: dict[str, Any],
+        unix: bool,
+        trusted: bool,
+        worker: _Worker,
+    ) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.h1 = h1
+        self.state = ConnState.READ_HEAD
+        self.unix = unix
+        self.trusted = trusted
+        self.env = env
+        self.out: deque[bytes | memoryview | _FileRange] = deque()
+        self.out_size = 0
+        self.deadline = 0.0
+        self.timer_at: float | None = None
+        self.body: BodyBuffer | None = None
+        self.nreq = 0
+        self.dead = False
+        self.mask = _IN
+        self.cleanups: list[tuple[Any, dict[str, Any]]] = []
+        self.lingered = 0
+        self.worker = worker
+
+    # Transport (used by wsgi.call_app) ------------------------------------------
+    def write(self, parts: list[bytes]) -> None:
+        """Send now what the socket takes, queue the rest; wait if the queue is too big."""
+        if self.dead:
+            raise ClientDisconnected("connection is gone")
+        if not self.out:
+            if len(parts) > 64:
+                parts = [b"".join(parts)]
+            try:
+                sent = self.sock.sendmsg(parts)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                self.dead = True
+                raise ClientDisconnected(str(exc)) from exc
+            for part in parts:
+                n = len(part)
+                if sent >= n:
+                    sent -= n
+                    continue
+                view = memoryview(part)[sent:] if sent else part
+                sent = 0
+                self.out.append(view)
+                self.out_size += len(view)
+        else:
+            for part in parts:
+                self.out.append(part)
+                self.out_size += len(part)
+        if self.out_size > OUT_BUFFER_LIMIT:
+            self._wait_writable()
+
+    def sendfile(self, fd: int, offset: int, count: int) -> None:
+        """Send a file range; what would block is finished later by the loop."""
+        if self.dead:
+            raise ClientDisconnected("connection is gone")
+        self.out.append(_FileRange(os.dup(fd), offset, count))
+        self.out_size += 1  # a file range is not memory; it only marks the queue busy
+        self.flush()
+        if self.dead:
+            raise ClientDisconnected("connection is gone")
+
+    # ----------------------------------------------------------------------------
+    def _wait_writable(self) -> None:
+        """Backpressure while the app still produces: block on this socket only."""
+        poller = select.poll()
+        poller.register(self.fd, select.POLLOUT)
+        timeout = self.worker.config.write_timeout
+        while self.out_size > OUT_BUFFER_LIMIT:
+            if not poller.poll(timeout * 1000):
+                self.dead = True
+                raise ClientDisconnected("write timeout")
+            self.flush()
+            if self.dead:
+                raise ClientDisconnected("connection is gone")
+
+    def flush(self) -> bool:
+        """Write queued output until it would block; True when the queue is empty."""
+        out = self.out
+        sock = self.sock
+        try:
+            while out:
+                item = out[0]
+                if isinstance(item, _FileRange):
+                    while item.count:
+                        n = os.sendfile(self.fd, item.fd, item.offset, item.count)
+                        if n == 0:  # the file shrank: nothing more will come
+                            item.count = 0
+                            self.h1.abort()
+                            break
+                        item.offset += n
+                        item.count -= n
+                    out.popleft()
+                    os.close(item.fd)
+                    self.out_size -= 1
+                    continue
+                n = sock.send(item)
+                self.out_size -= n
+                if n < len(item):
+                    out[0] = memoryview(item)[n:]
+                else:
+                    out.popleft()
+        except BlockingIOError:
+            return False
+        except OSError:
+            self.dead = True
+            self.drop_output()
+            return False
+        return True
+
+    def drop_output(self) -> None:
+        """Forget queued output (closing the file ranges' fds)."""
+        for item in self.out:
+            if isinstance(item, _FileRange):
+                os.close(item.fd)
+        self.out.clear()
+        self.out_size = 0
+
+
+class _Worker:
+    """The event loop. Methods are grouped: accept, read, serve, write, timers, drain."""
+
+    def __init__(
+        self,
+        listeners: Sequence[socket.socket],
+        app: WSGIApp,
+        config: WorkerConfig,
+        hooks: WorkerHooks | None,
+    ) -> None:
+        self.listeners = {sock.fileno(): sock for sock in listeners}
+        self.app = app
+        self.config = config
+        self.hooks = hooks
+        self.epoll = select.epoll()
+        self.conns: dict[int, _Conn] = {}
+        self.ready: deque[_Conn] = deque()
+        self.timers: list[tuple[float, int, _Conn]] = []
+        self.seq = itertools.count()
+        self.date = _DateCache()
+        self.server_env = server_environ(
+            script_name=config.script_name,
+            generation=config.generation,
+            worker_pid=os.getpid(),
+        )
+        self.allow_all = "*" in config.forwarded_allow_ips
+        self.allow_ips = frozenset(config.forwarded_allow_ips)
+        self.accepting = False
+        self.draining = False
+        self.drain_deadline = 0.0
+        self.served = 0
+        self.exit_now = False
+        self.pending_accept: list[socket.socket] = []
+
+    # -------------------------------------------------------------- listeners
+    def register_listeners(self) -> None:
+        for fd, sock in self.listeners.items():
+            sock.setblocking(False)
+            try:
+                self.epoll.register(fd, _IN | select.EPOLLEXCLUSIVE)
+            except OSError:  # kernels before 4.5
+                self.epoll.register(fd, _IN)
+        self.accepting = True
+
+    def unregister_listeners(self) -> None:
+        for fd in self.listeners:
+            try:
+                self.epoll.unregister(fd)
+            except (OSError, ValueError):
+                pass
+        self.accepting = False
+
+    def accept(self, lsock: socket.socket, now: float) -> None:
+        config = self.config
+        for _ in range(ACCEPT_BATCH):
+            if len(self.conns) >= config.max_connections:
+                return
+            try:
+                sock, peer = lsock.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:  # EMFILE, ECONNABORTED, ...: try again later
+                log.warning("accept failed: %s", exc)
+                return
+            sock.setblocking(False)
+            unix = sock.family == socket.AF_UNIX
+            try:
+                if unix:
+                    env = connection_environ(self.server_env, None, None, unix=True)
+                    trusted = True
+                else:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    env = connection_environ(
+                        self.server_env, sock.getsockname(), peer, unix=False
+                    )
+                    trusted = self.allow_all or str(peer[0]) in self.allow_ips
+            except OSError:
+                sock.close()
+                continue
+            h1 = ServerConnection(
+                self.date,
+                limit_request_line=config.limit_request_line,
+                limit_request_fields=config.limit_request_fields,
+                limit_request_field_size=config.limit_request_field_size,
+                max_body=config.max_request_body,
+            )
+            conn = _Conn(sock, h1, env, unix, trusted, self)
+            self.conns[conn.fd] = conn
+            self.epoll.register(conn.fd, _IN)
+            self.set_deadline(conn, now + config.read_timeout)
+
+    # ------------------------------------------------------------------ state
+    def goto(self, conn: _Conn, state: ConnState) -> None:
+        assert state in TRANSITIONS[conn.state], (conn.state, state)
+        conn.state = state
+
+    def set_mask(self, conn: _Conn, mask: int) -> None:
+        if conn.mask != mask:
+            conn.mask = mask
+            self.epoll.modify(conn.fd, mask)
+
+    def set_deadline(self, conn: _Conn, deadline: float) -> None:
+        conn.deadline = deadline
+        if conn.timer_at is None or deadline < conn.timer_at:
+            conn.timer_at = deadline
+            heapq.heappush(self.timers, (deadline, next(self.seq), conn))
+
+    # ------------------------------------------------------------------- read
+    def on_readable(self, conn: _Conn, now: float) -> None:
+        state = conn.state
+        if state is ConnState.LINGER:
+            self.linger_read(conn)
+            return
+        if state is ConnState.READY or state is ConnState.DRAIN_OUT:
+            return
+        try:
+            data = conn.sock.recv(RECV_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.close(conn)
+            return
+        if state is ConnState.IDLE and data:
+            self.goto(conn, ConnState.READ_HEAD)
+            self.set_deadline(conn, now + self.config.read_timeout)
+        conn.h1.receive_data(data)
+        self.process_input(conn, now)
+
+    def process_input(self, conn: _Conn, now: float) -> None:
+        """Pull h1 events until it needs data or a request is complete (READY)."""
+        h1 = conn.h1
+        while True:
+            try:
+                event = h1.next_event()
+            except ProtocolError as exc:
+                self.reject(conn, exc.status_hint)
+                return
+            if event is PAUSED:
+                if conn.state is not ConnState.READY:
+                    self.goto(conn, ConnState.READY)
+                self.ready.append(conn)
+                return
+            if event is NEED_DATA:
+                if h1.their_state is State.ACTIVE:
+                    if conn.state is not ConnState.READ_BODY:
+                        self.goto(conn, ConnState.READ_BODY)
+                        self.set_deadline(conn, now + self.config.body_timeout)
+                    if h1.they_are_waiting_for_100_continue:
+                        try:
+                            conn.write([h1.send_continue()])
+                        except ClientDisconnected:
+                            self.close(conn)
+                return
+            if type(event) is Data:
+                assert conn.body is not None
+                conn.body.write(event.data)
+                if conn.state is ConnState.READ_BODY:
+                    self.set_deadline(conn, now + self.config.body_timeout)
+            elif type(event) is Request:
+                if event.chunked or event.content_length:
+                    conn.body = BodyBuffer(
+                        self.config.body_buffer_size, self.config.tmp_dir
+                    )
+                else:
+                    conn.body = None
+            elif type(event) is ConnectionClosed:
+                self.close(conn)
+                return
+
+    def reject(self, conn: _Conn, status: int) -> None:
+        """Answer a protocol error, then lingering close; nothing more is parsed."""
+        if conn.body is not None:
+            conn.body.discard()
+            conn.body = None
+        try:
+            conn.write([conn.h1.send_error(status)])
+        except ClientDisconnected:
+            self.close(conn)
+            return
+        if self.config.access_log:
+            self.log_access(conn, None, status)
+        self.after_response(conn, time.monotonic())
+
+    # ------------------------------------------------------------------ serve
+    def serve(self, conn: _Conn) -> None:
+        """Run the app for a READY connection's request and start writing the answer."""
+        h1 = conn.h1
+        request = h1.request
+        assert request is not None
+        config = self.config
+        body: BodyInput
+        if conn.body is not None:
+            length = conn.body.size
+            body = conn.body.finish()
+            conn.body = None
+        else:
+            length = 0
+            body = empty_input()
+        conn.nreq += 1
+        self.served += 1
+        if (
+            self.draining
+            or not config.keepalive
+            or (config.max_requests and self.served >= config.max_requests)
+            or (config.max_keepalive_reqs and conn.nreq >= config.max_keepalive_reqs)
+        ):
+            h1.close_after_response()
+        environ: dict[str, Any] | None = None
+        try:
+            environ = request_environ(
+                conn.env, request, body, length, unix=conn.unix, trusted=conn.trusted
+            )
+        except RequestRejected as exc:
+            body.release()
+            self.reject(conn, exc.status)
+            return
+        hooks = self.hooks
+        if hooks is not None:
+            hooks.request_started()
+        try:
+            call_app(self.app, environ, h1, conn)
+        except Exception:  # a bug of ours must not kill the worker; drop this client
+            log.exception("internal error while serving a request")
+            h1.abort()
+        finally:
+            body.release()
+            if hooks is not None:
+                hooks.request_finished()
+        if config.access_log:
+            self.log_access(conn, environ, h1.response_status)
+        handlers = environ.get("starman.cleanup.handlers")
+        if handlers:
+            conn.cleanups.extend((h, environ) for h in handlers)
+        if environ.get("starman.harakiri.commit") or (
+            config.max_requests and self.served >= config.max_requests
+        ):
+            self.start_drain(time.monotonic())
+        self.after_response(conn, time.monotonic())
+
+    def after_response(self, conn: _Conn, now: float) -> None:
+        """The app is done: drain output, then next request, keep-alive wait or close."""
+        h1 = conn.h1
+        if conn.dead or h1.our_state is State.ERROR:
+            self.run_cleanups(conn)
+            self.close(conn)
+            return
+        if conn.out:
+            if conn.state is not ConnState.DRAIN_OUT:
+                self.goto(conn, ConnState.DRAIN_OUT)
+            self.set_mask(conn, _OUT)
+            self.set_deadline(conn, now + self.config.write_timeout)
+            return
+        self.run_cleanups(conn)
+        if not h1.keep_alive:
+            self.linger(conn, now)
+            return
+        h1.start_next_cycle()
+        self.goto(conn, ConnState.IDLE)
+        self.set_mask(conn, _IN)
+        idle = now + self.config.keepalive_timeout
+        if self.draining:
+            idle = min(idle, self.drain_deadline)
+        self.set_deadline(conn, idle)
+        self.process_input(conn, now)  # a pipelined request may already be complete
+
+    def run_cleanups(self, conn: _Conn) -> None:
+        cleanups, conn.cleanups = conn.cleanups, []
+        for handler, environ in cleanups:
+            try:
+                handler(environ)
+            except Exception:
+                log.exception("error in a starman.cleanup handler")
+
+    def log_access(
+        self, conn: _Conn, environ: dict[str, Any] | None, status: int
+    ) -> None:
+        h1 = conn.h1
+        req = h1.request
+        line = "-"
+        if req is not None:
+            line = "{} {} HTTP/{}".format(
+                req.method.decode("latin-1"),
+                req.target.decode("latin-1"),
+                req.http_version.decode("latin-1"),
+            )
+        env = environ if environ is not None else conn.env
+        access_log.info(
+            '%s - - [%s] "%s" %d %s "%s" "%s"',
+            env.get("REMOTE_ADDR") or "-",
+            time.strftime("%d/%b/%Y:%H:%M:%S %z"),
+            line,
+            status,
+            h1.body_bytes_sent or "-",
+            env.get("HTTP_REFERER", "-"),
+            env.get("HTTP_USER_AGENT", "-"),
+        )
+
+    # ------------------------------------------------------------------ write
+    def on_writable(self, conn: _Conn, now: float) -> None:
+        before = conn.out_size
+        done = conn.flush()
+        if conn.dead:
+            self.close(conn)
+            return
+        if done:
+            self.after_response(conn, now)
+        elif conn.out_size != before:
+            self.set_deadline(conn, now + self.config.write_timeout)
+
+    # ------------------------------------------------------------------ close
+    def linger(self, conn: _Conn, now: float) -> None:
+        """Lingering close: stop sending, discard input for a while, then close."""
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self.close(conn)
+            return
+        self.goto(conn, ConnState.LINGER)
+        self.set_mask(conn, _IN)
+        self.set_deadline(conn, now + LINGER_SECONDS)
+
+    def linger_read(self, conn: _Conn) -> None:
+        try:
+            data = conn.sock.recv(RECV_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        conn.lingered += len(data)
+        if not data or conn.lingered > LINGER_BYTES:
+            self.close(conn)
+
+    def close(self, conn: _Conn) -> None:
+        if conn.state is ConnState.CLOSED:
+            return
+        conn.state = ConnState.CLOSED
+        conn.drop_output()
+        if conn.body is not None:
+            conn.body.discard()
+            conn.body = None
+        self.conns.pop(conn.fd, None)
+        try:
+            self.epoll.unregister(conn.fd)
+        except (OSError, ValueError):
+            pass
+        conn.sock.close()
+
+    # ----------------------------------------------------------------- timers
+    def expire(self, now: float) -> None:
+        timers = self.timers
+        while timers and timers[0][0] <= now:
+            at, _, conn = heapq.heappop(timers)
+            if conn.state is ConnState.CLOSED or conn.timer_at != at:
+                continue
+            conn.timer_at = None
+            if conn.deadline > now:
+                self.set_deadline(conn, conn.deadline)
+                continue
+            self.timeout(conn, now)
+
+    def timeout(self, conn: _Conn, now: float) -> None:
+        state = conn.state
+        if state is ConnState.READ_BODY or (
+            state is ConnState.READ_HEAD and conn.h1.has_partial_request
+        ):
+            self.reject(conn, 408)
+        elif state is ConnState.READY:
+            pass  # served this very iteration
+        else:  # idle, silent, stuck writer, lingering: close without a word
+            self.close(conn)
+
+    def next_timeout(self, now: float) -> float:
+        if self.ready:
+            return 0.0
+        timeout = 3600.0
+        if self.timers:
+            timeout = self.timers[0][0] - now
+        if self.config.parent_pid is not None:
+            timeout = min(timeout, PARENT_CHECK_INTERVAL)
+        if self.draining:
+            timeout = min(timeout, self.drain_deadline - now)
+        return max(timeout, 0.0)
+
+    # ------------------------------------------------------------------ drain
+    def start_drain(self, now: float) -> None:
+        """Graceful drain (spec §6.6): stop accepting, finish what is in hand, exit."""
+        if self.draining:
+            return
+        self.draining = True
+        self.drain_deadline = now + self.config.graceful_timeout
+        self.unregister_listeners()
+        for sock in self.listeners.values():
+            sock.close()
+        self.listeners = {}
+        if self.hooks is not None:
+            self.hooks.draining()
+        for conn in list(self.conns.values()):
+            if conn.state is ConnState.IDLE or (
+                conn.state is ConnState.READ_HEAD and not conn.h1.has_partial_request
+            ):
+                self.set_deadline(conn, min(conn.deadline, self.drain_deadline))
+            elif conn.state is not ConnState.LINGER:
+                conn.h1.close_after_response()
+
+    def on_signals(self, sigs: list[signal.Signals], now: float) -> None:
+        for sig in sigs:
+            if sig == signal.SIGINT:
+                self.exit_now = True
+            elif sig == signal.SIGUSR1:
+                _reopen_logs()
+            else:
+                log.info("worker %d: %s, draining", os.getpid(), sig.name)
+                self.start_drain(now)
+
+    # ------------------------------------------------------------------- loop
+    def run(self) -> int:
+        waker = SignalWaker(
+            (
+                signal.SIGTERM,
+                signal.SIGQUIT,
+                signal.SIGHUP,
+                signal.SIGINT,
+                signal.SIGUSR1,
+            )
+        )
+        try:
+            return self._loop(waker)
+        finally:
+            for conn in list(self.conns.values()):
+                self.close(conn)
+            for sock in self.listeners.values():
+                sock.close()
+            self.epoll.close()
+            waker.close()
+
+    def _loop(self, waker: SignalWaker) -> int:
+        waker_fd = waker.fileno()
+        self.epoll.register(waker_fd, _IN)
+        self.register_listeners()
+        if self.hooks is not None:
+            self.hooks.ready()
+        config = self.config
+        conns = self.conns
+        listeners = self.listeners
+        parent_pid = config.parent_pid
+        next_parent_check = time.monotonic() + PARENT_CHECK_INTERVAL
+        epoll_poll = self.epoll.poll
+        while True:
+            now = time.monotonic()
+            events = epoll_poll(self.next_timeout(now))
+            now = time.monotonic()
+            pending = self.pending_accept
+            for fd, _mask in events:
+                conn = conns.get(fd)
+                if conn is not None:
+                    if conn.state is ConnState.DRAIN_OUT:
+                        self.on_writable(conn, now)
+                    else:
+                        self.on_readable(conn, now)
+                elif fd == waker_fd:
+                    self.on_signals(waker.drain(), now)
+                else:
+                    lsock = listeners.get(fd)
+                    if lsock is not None:
+                        pending.append(lsock)
+            if self.exit_now:
+                return 0
+            if pending:
+                if not self.ready and self.accepting:
+                    for lsock in pending:
+                        self.accept(lsock, now)
+                pending.clear()
+            if self.ready:
+                conn = self.ready.popleft()
+                if conn.state is ConnState.READY:
+                    try:
+                        self.serve(conn)
+                    except Exception:  # never die from what a client sent
+                        log.exception("internal error; closing the connection")
+                        self.close(conn)
+            self.expire(time.monotonic())
+            if not self.draining:
+                if self.accepting and len(conns) >= config.max_connections:
+                    self.unregister_listeners()
+                elif not self.accepting and len(conns) < config.max_connections:
+                    self.register_listeners()
+            if parent_pid is not None and now >= next_parent_check:
+                next_parent_check = now + PARENT_CHECK_INTERVAL
+                if os.getppid() != parent_pid:
+                    log.warning("worker %d: master is gone, draining", os.getpid())
+                    self.start_drain(now)
+            if self.draining:
+                if not conns and not self.ready:
+                    return 0
+                if now >= self.drain_deadline:
+                    log.warning("worker %d: graceful timeout, closing", os.getpid())
+                    return 0
+            listeners = self.listeners
+
+
+def _reopen_logs() -> None:
+    """USR1: reopen log files for handlers that know how (else ignore)."""
+    for logger in [logging.getLogger()] + [
+        logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
+    ]:
+        for handler in getattr(logger, "handlers", ()):
+            reopen = getattr(handler, "reopen", None)
+            if callable(reopen):
+                try:
+                    reopen()
+                except OSError:
+                    log.exception("cannot reopen a log file")
+
+
+def run_worker(
+    listeners: Sequence[socket.socket],
+    app: WSGIApp,
+    config: WorkerConfig,
+    hooks: WorkerHooks | None = None,
+) -> int:
+    """Serve ``app`` on ``listeners`` until drained or interrupted; return the exit code."""
+    return _Worker(listeners, app, config, hooks).run()

@@ -1,0 +1,584 @@
+"""PEP 3333 glue: environ from a Request plus socket info; start_response/write/iterable -> h1 bytes.
+
+The bytes go out through an injected ``Transport`` (the worker's socket writer), so this module
+never touches a socket itself. Imports: events, h1, body.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import stat
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import IO, Any, Optional, Protocol
+from urllib.parse import unquote_to_bytes
+
+from starman import __version__
+from starman.body import BodyInput
+from starman.events import Request
+from starman.h1 import ServerConnection, status_line
+
+__all__ = [
+    "ClientDisconnected",
+    "ExcInfo",
+    "FileWrapper",
+    "RequestRejected",
+    "StartResponse",
+    "Transport",
+    "WSGIApp",
+    "WSGIError",
+    "call_app",
+    "connection_environ",
+    "request_environ",
+    "server_environ",
+]
+
+log = logging.getLogger("starman.worker")
+
+ExcInfo = tuple[type[BaseException], BaseException, Optional[TracebackType]]
+Environ = dict[str, Any]
+WriteCallable = Callable[[bytes], None]
+
+
+class StartResponse(Protocol):
+    """The ``start_response`` callable handed to the app."""
+
+    def __call__(
+        self,
+        status: str,
+        headers: list[tuple[str, str]],
+        exc_info: ExcInfo | None = None,
+        /,
+    ) -> WriteCallable: ...
+
+
+class WSGIApp(Protocol):
+    """A PEP 3333 application."""
+
+    def __call__(
+        self, environ: Environ, start_response: StartResponse, /
+    ) -> Iterable[bytes]: ...
+
+
+class Transport(Protocol):
+    """How response bytes leave (implemented by the worker over a non-blocking socket)."""
+
+    def write(self, parts: list[bytes]) -> None:
+        """Send or queue ``parts``; raise ClientDisconnected if the peer is gone."""
+
+    def sendfile(self, fd: int, offset: int, count: int) -> None:
+        """Send ``count`` bytes of ``fd`` from ``offset`` (after any queued bytes)."""
+
+
+class ClientDisconnected(Exception):
+    """The peer went away while we were writing (EPIPE, ECONNRESET, write timeout)."""
+
+
+class WSGIError(Exception):
+    """The app broke PEP 3333 (bad status or headers, str body, ...)."""
+
+
+class RequestRejected(Exception):
+    """The request is answered by the server itself (``status``), never by the app."""
+
+    def __init__(self, msg: str, status: int) -> None:
+        super().__init__(msg)
+        self.status = status
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: served with ``os.sendfile`` when it wraps a regular file."""
+
+    def __init__(self, filelike: IO[bytes], blksize: int = 8192) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+
+    def __iter__(self) -> Iterator[bytes]:
+        read = self.filelike.read
+        while True:
+            block = read(self.blksize)
+            if not block:
+                return
+            yield block
+
+    def close(self) -> None:
+        """Close the wrapped file, as PEP 3333 asks."""
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+
+# ---------------------------------------------------------------------------- environ
+def server_environ(
+    *, script_name: str = "", generation: str | None = None, worker_pid: int = 0
+) -> Environ:
+    """The per-worker part of every environ."""
+    env: Environ = {
+        "SCRIPT_NAME": script_name,
+        "SERVER_SOFTWARE": "starman/" + __version__,
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.input_terminated": True,
+        "wsgi.file_wrapper": FileWrapper,
+        "starman.input.buffered": True,
+        "starman.harakiri": True,
+        "starman.cleanup": True,
+        "starman.worker_pid": worker_pid,
+    }
+    if generation is not None:
+        env["starman.generation"] = generation
+    return env
+
+
+def connection_environ(
+    server_env: Environ,
+    sockname: Any,
+    peername: Any,
+    *,
+    unix: bool,
+) -> Environ:
+    """The per-connection part: addresses (prepared once, copied per request)."""
+    env = dict(server_env)
+    if unix:
+        env["REMOTE_ADDR"] = ""
+    else:
+        env["REMOTE_ADDR"] = str(peername[0])
+        env["REMOTE_PORT"] = str(peername[1])
+        env["SERVER_NAME"] = str(sockname[0])
+        env["SERVER_PORT"] = str(sockname[1])
+    return env
+
+
+_METHODS = {
+    m: m.decode("ascii")
+    for m in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH")
+}
+_SPECIAL_KEYS: dict[bytes, str | None] = {
+    b"content-type": "CONTENT_TYPE",
+    b"content-length": None,  # set from the buffered body below
+    b"connection": None,  # hop-by-hop, removed as Perl does
+    b"transfer-encoding": None,  # bodies reach the app de-chunked
+    b"proxy": None,  # httpoxy
+}
+_env_keys: dict[bytes, str | None] = {}
+
+
+def _env_key(lname: bytes) -> str | None:
+    key = _env_keys.get(lname, "")
+    if key != "":
+        return key
+    if lname in _SPECIAL_KEYS:
+        key = _SPECIAL_KEYS[lname]
+    elif b"_" in lname:
+        key = None  # X-Forwarded_For must not alias X-Forwarded-For (gunicorn 22)
+    else:
+        # llhttp validated the name as an ASCII token, so upper() cannot grow it.
+        key = "HTTP_" + lname.decode("ascii").upper().replace("-", "_")
+    if len(_env_keys) < 512:
+        _env_keys[lname] = key
+    return key
+
+
+def _forwarded_proto(value: str) -> str | None:
+    first = value.split(",", 1)[0]
+    for param in first.split(";"):
+        name, _, val = param.strip().partition("=")
+        if name.lower() == "proto":
+            return val.strip().strip('"').lower()
+    return None
+
+
+def _split_host(host: str, scheme: str) -> tuple[str, str]:
+    if host.startswith("["):
+        end = host.find("]")
+        name, rest = host[1:end], host[end + 1 :]
+        port = rest[1:] if rest.startswith(":") else ""
+    else:
+        name, _, port = host.partition(":")
+    return name or "localhost", port or ("443" if scheme == "https" else "80")
+
+
+def request_environ(
+    conn_env: Environ,
+    request: Request,
+    body: BodyInput,
+    body_length: int,
+    *,
+    unix: bool = False,
+    trusted: bool = False,
+) -> Environ:
+    """Build the environ of one request by copying the prepared per-connection dict.
+
+    Raises:
+        RequestRejected: outside the ``SCRIPT_NAME`` mount (404) or conflicting
+            trusted scheme headers (400).
+    """
+    env = conn_env.copy()
+    method = request.method
+    env["REQUEST_METHOD"] = _METHODS.get(method) or method.decode("latin-1")
+    env["SERVER_PROTOCOL"] = (
+        "HTTP/1.1" if request.http_version == b"1.1" else "HTTP/1.0"
+    )
+    target = request.target
+    raw = target.decode("latin-1")
+    env["REQUEST_URI"] = raw
+    env["RAW_URI"] = raw
+    authority: str | None = None
+    if target == b"*":
+        path = b""
+        query = ""
+    else:
+        if target[:1] != b"/":
+            # absolute-form: the authority is authoritative (RFC 9112 §3.2.2)
+            rest = target.split(b"://", 1)[1]
+            slash = min(
+                (i for i in (rest.find(b"/"), rest.find(b"?")) if i >= 0),
+                default=len(rest),
+            )
+            authority = rest[:slash].decode("latin-1")
+            target = rest[slash:]
+            if target[:1] != b"/":
+                target = b"/" + target
+        hash_at = target.find(b"#")
+        if hash_at >= 0:
+            target = target[:hash_at]
+        path, _, qs = target.partition(b"?")
+        query = qs.decode("latin-1")
+        if b"%" in path:
+            path = unquote_to_bytes(path)
+    path_info = path.decode("latin-1")
+    script_name: str = env["SCRIPT_NAME"]
+    if script_name:
+        if path_info == script_name or path_info.startswith(script_name + "/"):
+            path_info = path_info[len(script_name) :]
+        else:
+            raise RequestRejected("outside the mount path", 404)
+    env["PATH_INFO"] = path_info
+    env["QUERY_STRING"] = query
+    for lname, value in request.headers:
+        key = _env_key(lname)
+        if key is None:
+            continue
+        text = value.decode("latin-1")
+        if key in env:
+            sep = "; " if key == "HTTP_COOKIE" else ", "
+            env[key] = env[key] + sep + text
+        else:
+            env[key] = text
+    if authority is not None:
+        env["HTTP_HOST"] = authority
+    if request.chunked or request.content_length is not None:
+        env["CONTENT_LENGTH"] = str(body_length)
+    env["wsgi.input"] = body
+    if trusted:
+        scheme: str | None = None
+        xfp = env.get("HTTP_X_FORWARDED_PROTO")
+        fwd = env.get("HTTP_FORWARDED")
+        candidates = []
+        if xfp is not None:
+            candidates.append(xfp.split(",", 1)[0].strip().lower())
+        if fwd is not None:
+            proto = _forwarded_proto(fwd)
+            if proto is not None:
+                candidates.append(proto)
+        for c in candidates:
+            if c not in ("http", "https") or (scheme is not None and c != scheme):
+                raise RequestRejected("conflicting scheme headers", 400)
+            scheme = c
+        if scheme is not None:
+            env["wsgi.url_scheme"] = scheme
+            if scheme == "https":
+                env["HTTPS"] = "on"
+    if unix:
+        host = authority if authority is not None else env.get("HTTP_HOST", "")
+        env["SERVER_NAME"], env["SERVER_PORT"] = _split_host(
+            host, env["wsgi.url_scheme"]
+        )
+    return env
+
+
+# --------------------------------------------------------------------------- response
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_STATUS = re.compile(r"([2-5][0-9][0-9]) ([^\x00-\x08\x0a-\x1f\x7f]*)")
+_HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-connection", "upgrade"))
+_status_cache: dict[str, tuple[int, bytes]] = {}
+
+
+def _parse_status(status: object) -> tuple[int, bytes]:
+    if type(status) is str:
+        cached = _status_cache.get(status)
+        if cached is not None:
+            return cached
+    if not isinstance(status, str):
+        raise WSGIError(f"status must be a str, not {type(status).__name__}")
+    m = _STATUS.fullmatch(status)
+    if m is None:
+        raise WSGIError(f"invalid status {status!r}: expected 'NNN Reason', 200-599")
+    try:
+        reason = m.group(2).encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise WSGIError(f"status {status!r} is not latin-1") from exc
+    code = int(m.group(1))
+    result = (code, status_line(code, reason))
+    if len(_status_cache) < 256:
+        _status_cache[status] = result
+    return result
+
+
+class _Response:
+    """One request's start_response/write state (PEP 3333)."""
+
+    __slots__ = (
+        "code",
+        "line",
+        "headers",
+        "content_length",
+        "has_date",
+        "headers_sent",
+        "conn",
+        "transport",
+        "environ",
+    )
+
+    def __init__(
+        self, conn: ServerConnection, transport: Transport, environ: Environ
+    ) -> None:
+        self.environ = environ
+        self.code = 0
+        self.line = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.content_length: int | None = None
+        self.has_date = False
+        self.headers_sent = False
+        self.conn = conn
+        self.transport = transport
+
+    def start_response(
+        self,
+        status: str,
+        headers: list[tuple[str, str]],
+        exc_info: ExcInfo | None = None,
+        /,
+    ) -> WriteCallable:
+        if exc_info is not None:
+            try:
+                if self.headers_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.code:
+            raise WSGIError("start_response() called a second time without exc_info")
+        code, line = _parse_status(status)
+        if type(headers) is not list:
+            raise WSGIError("response headers must be a list")
+        out: list[tuple[bytes, bytes]] = []
+        content_length: int | None = None
+        has_date = False
+        for item in headers:
+            if type(item) is not tuple or len(item) != 2:
+                raise WSGIError(f"header {item!r} is not a (name, value) tuple")
+            name, value = item
+            if type(name) is not str or type(value) is not str:
+                raise WSGIError(f"header {item!r} must be a pair of str")
+            if _TOKEN.fullmatch(name) is None or _BAD_VALUE.search(value) is not None:
+                raise WSGIError(f"invalid header {item!r}")
+            lname = name.lower()
+            if lname in _HOP_BY_HOP:
+                continue
+            if lname == "transfer-encoding":
+                raise WSGIError("the app must not set Transfer-Encoding")
+            try:
+                bvalue = value.encode("latin-1")
+            except UnicodeEncodeError as exc:
+                raise WSGIError(f"header {item!r} is not latin-1") from exc
+            if lname == "content-length":
+                stripped = value.strip(" \t")
+                if not stripped.isascii() or not stripped.isdigit():
+                    raise WSGIError(f"invalid Content-Length {value!r}")
+                content_length = int(stripped)
+                continue
+            if lname == "date":
+                has_date = True
+            out.append((name.encode("latin-1"), bvalue))
+        self.code = code
+        self.line = line
+        self.headers = out
+        self.content_length = content_length
+        self.has_date = has_date
+        return self.write
+
+    def _head(self) -> bytes:
+        self.headers_sent = True
+        if self.environ.get("starman.harakiri.commit"):
+            self.conn.close_after_response()
+        return self.conn.send_response(
+            self.code,
+            self.headers,
+            line=self.line,
+            content_length=self.content_length,
+            has_date=self.has_date,
+        )
+
+    def write(self, data: bytes) -> None:
+        if not self.code:
+            raise WSGIError("write() before start_response()")
+        if type(data) is not bytes:
+            raise WSGIError(f"body items must be bytes, not {type(data).__name__}")
+        if not self.headers_sent:
+            if not data:
+                return
+            parts = [self._head()]
+            parts.extend(self.conn.frame_data(data))
+            self.transport.write(parts)
+            return
+        parts = self.conn.frame_data(data)
+        if parts:
+            self.transport.write(parts)
+
+    def finish(self) -> None:
+        if not self.code:
+            raise WSGIError("the app returned without calling start_response()")
+        parts = [] if self.headers_sent else [self._head()]
+        end = self.conn.send_end()
+        if end:
+            parts.append(end)
+        if parts:
+            self.transport.write(parts)
+
+    def informational(self, status: int, headers: list[tuple[str, str]]) -> None:
+        if type(status) is not int or self.headers_sent:
+            return
+        out = []
+        for name, value in headers:
+            if (
+                type(name) is not str
+                or type(value) is not str
+                or _TOKEN.fullmatch(name) is None
+                or _BAD_VALUE.search(value) is not None
+            ):
+                return
+            out.append((name.encode("latin-1"), value.encode("latin-1")))
+        data = self.conn.send_informational(status, out)
+        if data:
+            self.transport.write([data])
+
+
+def _regular_fd(wrapper: FileWrapper) -> int | None:
+    try:
+        fd = wrapper.filelike.fileno()
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return fd
+    except (AttributeError, OSError, ValueError):
+        pass
+    return None
+
+
+def _send_file(resp: _Response, fd: int, filelike: IO[bytes]) -> None:
+    offset = filelike.tell()
+    remaining = max(0, os.fstat(fd).st_size - offset)
+    if resp.content_length is None:
+        resp.content_length = remaining
+    count = min(resp.content_length, remaining)
+    head = resp._head()
+    allowed = resp.conn.account_sendfile(count)
+    resp.transport.write([head])
+    if allowed:
+        resp.transport.sendfile(fd, offset, allowed)
+
+
+def _send_all(resp: _Response, items: list[bytes] | tuple[bytes, ...]) -> None:
+    """A list/tuple body: Content-Length from its sum, everything in one write."""
+    for item in items:
+        if type(item) is not bytes:
+            raise WSGIError(f"body items must be bytes, not {type(item).__name__}")
+    if not resp.code:
+        raise WSGIError("the app returned without calling start_response()")
+    conn = resp.conn
+    if not resp.headers_sent and resp.content_length is None:
+        resp.content_length = sum(map(len, items))
+    parts = [] if resp.headers_sent else [resp._head()]
+    for item in items:
+        parts.extend(conn.frame_data(item))
+    end = conn.send_end()
+    if end:
+        parts.append(end)
+    if parts:
+        resp.transport.write(parts)
+
+
+def call_app(
+    app: WSGIApp,
+    environ: Environ,
+    conn: ServerConnection,
+    transport: Transport,
+) -> None:
+    """Run one request through the app and write the response (spec §4.2).
+
+    Afterwards ``conn.our_state`` is DONE (``conn.keep_alive`` says whether to reuse the
+    connection) or ERROR (abort: close now). App errors are logged, never raised.
+    """
+    resp = _Response(conn, transport, environ)
+    environ["starman.informational"] = resp.informational
+    environ["wsgi.early_hints"] = lambda headers: resp.informational(103, headers)
+    environ["starman.cleanup.handlers"] = []
+    try:
+        result = app(environ, resp.start_response)
+    except ClientDisconnected:
+        conn.abort()
+        return
+    except Exception:
+        log.exception("error in WSGI app for %s", environ.get("REQUEST_URI"))
+        _fail(resp, transport)
+        return
+    try:
+        if isinstance(result, (bytes, str)):
+            raise WSGIError("the app returned a str/bytes object, not an iterable")
+        rtype = type(result)
+        if rtype is list or rtype is tuple:
+            _send_all(resp, result)  # type: ignore[arg-type]  # checked: list or tuple
+        elif (
+            rtype is FileWrapper
+            and not resp.headers_sent
+            and resp.code
+            and environ["REQUEST_METHOD"] != "HEAD"
+            and (fd := _regular_fd(result)) is not None  # type: ignore[arg-type]  # checked: FileWrapper
+        ):
+            _send_file(resp, fd, result.filelike)  # type: ignore[attr-defined]  # checked: FileWrapper
+            resp.finish()
+        else:
+            write = resp.write
+            for chunk in result:
+                write(chunk)
+            resp.finish()
+    except ClientDisconnected:
+        conn.abort()
+    except Exception:
+        log.exception("error in WSGI app for %s", environ.get("REQUEST_URI"))
+        _fail(resp, transport)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                log.exception("error in close() of the WSGI iterable")
+
+
+def _fail(resp: _Response, transport: Transport) -> None:
+    """App error: 500 if nothing went out yet, else abort the connection."""
+    conn = resp.conn
+    if resp.headers_sent:
+        conn.abort()
+        return
+    try:
+        transport.write([conn.send_error(500)])
+    except ClientDisconnected:
+        conn.abort()
