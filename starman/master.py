@@ -241,9 +241,9 @@ class Master:
                 log.info("%s", note)
             if s.preload_app:
                 self.app = self._load_app()
+                log.info("app preloaded in the master")
             elif s.app is not None or s.eval is None:
                 check_target(s.app)
-                log.info("app preloaded in the master")
             if s.daemonize:
                 started = self._daemonize()
                 if not started:

@@ -1,0 +1,207 @@
+"""The starman master as a black box: worker count, signals, reloads, recycling, preload."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+
+import psutil
+from helpers import response_body, wait_for
+
+from tests.e2e.starman_master_harness import BROKEN_APP, Launcher, launcher
+
+__all__ = ["launcher"]
+
+APP = os.path.join(os.path.dirname(__file__), "..", "fixtures", "apps", "master_app.py")
+
+
+def test_ttin_ttou_change_the_worker_count_never_below_one(launcher: Launcher) -> None:
+    server = launcher.inherited(APP, workers=1)
+    assert len(server.workers()) == 1
+    server.signal(signal.SIGTTOU)
+    server.wait_log("already at 1 worker")
+    assert len(server.workers()) == 1
+    server.signal(signal.SIGTTIN)
+    wait_for(lambda: len(server.workers()) == 2)
+    server.signal(signal.SIGTTIN)
+    wait_for(lambda: len(server.workers()) == 3)
+    server.signal(signal.SIGTTOU)
+    wait_for(lambda: len(server.workers()) == 2)
+    assert server.body().endswith(":1:v1")
+
+
+def test_killed_worker_is_replaced_and_serves(launcher: Launcher) -> None:
+    server = launcher.inherited(APP, workers=2)
+    before = server.workers()
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: len(server.workers()) == 2 and victim not in server.workers())
+    server.wait_log(f"worker {victim} killed by SIGKILL")
+    assert server.body().endswith(":1:v1")
+
+
+def test_hup_replaces_every_worker_without_a_failed_request(launcher: Launcher) -> None:
+    server = launcher.inherited(APP, workers=2)
+    old = server.workers()
+    errors: list[str] = []
+    bodies: list[str] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                raw = server.get()
+            except OSError as exc:
+                errors.append(repr(exc))
+                continue
+            if not raw.startswith(b"HTTP/1.1 200"):
+                errors.append(repr(raw[:100]))
+            bodies.append(response_body(raw).decode())
+
+    slow: list[bytes] = []
+    slow_thread = threading.Thread(
+        target=lambda: slow.append(server.get("/sleep?s=1.5"))
+    )
+    slow_thread.start()
+    client = threading.Thread(target=loop)
+    client.start()
+    try:
+        wait_for(lambda: len(bodies) >= 5)
+        server.signal(signal.SIGHUP)
+        wait_for(
+            lambda: len(server.workers()) == 2 and not server.workers() & old,
+            timeout=10,
+        )
+        n = len(bodies)
+        wait_for(lambda: len(bodies) >= n + 5)
+    finally:
+        stop.set()
+        client.join(timeout=10)
+        slow_thread.join(timeout=10)
+    assert errors == []
+    assert slow and slow[0].startswith(b"HTTP/1.1 200"), slow
+    assert any(b.endswith(":2:v1") for b in bodies)
+    assert bodies[-1].endswith(":2:v1")
+
+
+def test_term_lets_a_slow_request_finish_then_exits_0(launcher: Launcher) -> None:
+    status = os.path.join(launcher.tmpdir, "status.json")
+    server = launcher.inherited(APP, "--status-file", status, workers=1)
+    result: list[bytes] = []
+    thread = threading.Thread(target=lambda: result.append(server.get("/sleep?s=1.5")))
+    thread.start()
+
+    def in_app() -> bool:
+        with open(status) as f:
+            doc = json.load(f)
+        return any(w.get("state") == "in_app" for w in doc["workers"])
+
+    try:
+        wait_for(in_app)
+        server.signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=10) == 0
+    finally:
+        thread.join(timeout=10)
+    assert result and result[0].startswith(b"HTTP/1.1 200"), result
+
+
+def _keepalive_get(sock: socket.socket) -> tuple[bytes, str]:
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        body += sock.recv(4096)
+    return head, body.decode()
+
+
+def test_max_requests_recycles_the_worker_after_n_requests(launcher: Launcher) -> None:
+    server = launcher.inherited(APP, "--max-requests", "3", workers=1)
+    assert isinstance(server.address, str)
+    pids = []
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(5)
+        sock.connect(server.address)
+        for i in range(3):
+            head, body = _keepalive_get(sock)
+            pids.append(body.split(":")[0])
+            closing = b"connection: close" in head.lower()
+            assert closing == (i == 2), head
+    assert len(set(pids)) == 1
+    wait_for(lambda: server.workers() and str(min(server.workers())) != pids[0])
+    assert server.body().split(":")[0] != pids[0]
+
+
+def test_preload_app_imports_once_in_the_master(launcher: Launcher) -> None:
+    record = os.path.join(launcher.tmpdir, "imports.txt")
+    env = {"MASTER_APP_IMPORT_LOG": record}
+    server = launcher.inherited(APP, "--preload-app", workers=3, env=env)
+    with open(record) as f:
+        assert f.read().split() == [str(server.pid)]
+    server.signal(signal.SIGHUP)
+    server.wait_log("code is NOT reloaded")
+    server.wait_log("generation 2 ready")
+    with open(record) as f:
+        assert f.read().split() == [str(server.pid)]
+
+
+def test_without_preload_each_worker_imports_the_app(launcher: Launcher) -> None:
+    record = os.path.join(launcher.tmpdir, "imports.txt")
+    server = launcher.inherited(APP, workers=2, env={"MASTER_APP_IMPORT_LOG": record})
+    with open(record) as f:
+        assert sorted(f.read().split()) == sorted(str(p) for p in server.workers())
+
+
+def test_app_raising_at_import_halts_with_4_and_shows_the_traceback(
+    launcher: Launcher,
+) -> None:
+    server = launcher.inherited(BROKEN_APP, workers=2, wait_ready=False)
+    started = time.monotonic()
+    assert server.proc.wait(timeout=10) == 4
+    assert time.monotonic() - started < 5
+    log = server.log()
+    assert "RuntimeError: master_broken fixture fails at import" in log
+    assert "Traceback" in log
+    assert log.count("starman: error:") == 1
+
+
+def test_workers_exit_when_the_master_is_killed(launcher: Launcher) -> None:
+    server = launcher.inherited(APP, workers=2)
+    workers = server.workers()
+    server.signal(signal.SIGKILL)
+    server.proc.wait(timeout=5)
+
+    def gone() -> bool:
+        for pid in workers:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    return False
+            except psutil.NoSuchProcess:
+                pass
+        return True
+
+    wait_for(gone, timeout=5)
+
+
+def test_hup_with_a_broken_app_keeps_the_old_workers(launcher: Launcher) -> None:
+    import shutil
+
+    app = os.path.join(launcher.tmpdir, "editable.py")
+    shutil.copy(APP, app)
+    server = launcher.inherited(app, workers=1)
+    old = server.workers()
+    with open(app, "a") as f:
+        f.write("\nthis is not python\n")
+    server.signal(signal.SIGHUP)
+    server.wait_log("reload failed")
+    assert server.workers() == old
+    assert server.body().endswith(":1:v1")
+    assert server.proc.poll() is None
