@@ -1196,6 +1196,18 @@ def versions(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def estimate_s(sc: Scenario, args: argparse.Namespace) -> float:
+    """Rough wall time of one run: start and settle, passes, probes, warm pass, stop."""
+    t = 2.5 + float(args.warmup)
+    for ps in sc.passes:
+        t += args.pause + (args.ab_seconds if ps.tool == "ab" else args.duration)
+    if sc.probe:
+        t += 2 * (args.pause + args.probe_seconds)
+    if sc.warm:
+        t += args.warm_requests / 5000
+    return t
+
+
 def default_ours_python() -> str:
     venv = os.path.join(REPO, ".venv", "bin", "python")
     return venv if os.access(venv, os.X_OK) else sys.executable
@@ -1306,9 +1318,25 @@ def report(paths: Sequence[str], out: str | None, svg: str | None) -> int:
     return 0
 
 
+def table_order(summaries: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Rows grouped by scenario (SCENARIOS order), servers in servers() order, unknowns last."""
+    sc_rank = {sc.name: i for i, sc in enumerate(SCENARIOS)}
+    srv_rank = {srv.name: i for i, srv in enumerate(servers())}
+
+    def key(s: Mapping[str, Any]) -> tuple[int, int, str]:
+        return (
+            sc_rank.get(s.get("scenario", ""), 99),
+            srv_rank.get(s.get("server", ""), 99),
+            str(s.get("server", "")),
+        )
+
+    return sorted(summaries, key=key)
+
+
 def emit(
     summaries: Sequence[Mapping[str, Any]], skipped: Mapping[str, str], svg: str | None
 ) -> None:
+    summaries = table_order(summaries)
     print(render_table(summaries))
     for key, why in skipped.items():
         print(f"\nskipped {key}: {why}", end="")
@@ -1370,8 +1398,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     for key, why in skipped.items():
         print(f"# skipped {key}: {why}", file=sys.stderr)
+    eta = args.rounds * sum(estimate_s(sc, args) for _, sc in combos)
     print(
-        f"# {len(combos)} runs x {args.rounds} rounds; logs {logdir}; results {out}",
+        f"# {len(combos)} runs x {args.rounds} rounds, about {eta / 60:.1f} min; "
+        f"logs {logdir}; results {out}",
         file=sys.stderr,
     )
     runs: dict[str, list[dict[str, Any]]] = {
@@ -1395,7 +1425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 json.dump({"meta": meta, "runs": runs}, f, indent=1)
     meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     meta["elapsed_s"] = time.monotonic() - t_start
-    summaries = [summarize(v) for v in runs.values() if v]
+    summaries = table_order([summarize(v) for v in runs.values() if v])
     table = render_table(summaries)
     with open(out, "w") as f:
         json.dump(
