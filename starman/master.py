@@ -499,8 +499,8 @@ class Master:
                 except ProcessLookupError:
                     pass
             elif isinstance(action, pool.ReopenLogs):
-                log.info("received SIGUSR1: reopening logs")
                 reopen_log_handlers()
+                log.info("received SIGUSR1: reopened logs")
             elif isinstance(action, pool.Notify):
                 if self.notify_env:
                     notify(action.message, env=self.notify_env)
