@@ -201,7 +201,7 @@ class _Conn:
         self.worker = worker
 
     # Transport (used by wsgi.call_app) ------------------------------------------
-    def write(self, parts: list[bytes]) -> None:
+    def write(self, parts: list[bytes], final: bool = False) -> None:
         """Send now what the socket takes, queue the rest; wait if the queue is too big."""
         if self.dead:
             raise ClientDisconnected("connection is gone")
@@ -228,7 +228,7 @@ class _Conn:
             for part in parts:
                 self.out.append(part)
                 self.out_size += len(part)
-        if self.out_size > OUT_BUFFER_LIMIT:
+        if not final and self.out_size > OUT_BUFFER_LIMIT:
             self._wait_writable()
 
     def sendfile(self, fd: int, offset: int, count: int) -> None:

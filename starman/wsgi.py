@@ -66,8 +66,12 @@ class WSGIApp(Protocol):
 class Transport(Protocol):
     """How response bytes leave (implemented by the worker over a non-blocking socket)."""
 
-    def write(self, parts: list[bytes]) -> None:
-        """Send or queue ``parts``; raise ClientDisconnected if the peer is gone."""
+    def write(self, parts: list[bytes], final: bool = False) -> None:
+        """Send or queue ``parts``; raise ClientDisconnected if the peer is gone.
+
+        Unless ``final`` (the app has produced everything), the transport may block while
+        too much output is queued: that is the app's backpressure.
+        """
 
     def sendfile(self, fd: int, offset: int, count: int) -> None:
         """Send ``count`` bytes of ``fd`` from ``offset`` (after any queued bytes)."""
@@ -451,7 +455,7 @@ class _Response:
         if end:
             parts.append(end)
         if parts:
-            self.transport.write(parts)
+            self.transport.write(parts, True)
 
     def informational(self, status: int, headers: list[tuple[str, str]]) -> None:
         if type(status) is not int or self.headers_sent:
@@ -511,7 +515,7 @@ def _send_all(resp: _Response, items: list[bytes] | tuple[bytes, ...]) -> None:
     if end:
         parts.append(end)
     if parts:
-        resp.transport.write(parts)
+        resp.transport.write(parts, True)
 
 
 def call_app(
@@ -579,6 +583,6 @@ def _fail(resp: _Response, transport: Transport) -> None:
         conn.abort()
         return
     try:
-        transport.write([conn.send_error(500)])
+        transport.write([conn.send_error(500)], True)
     except ClientDisconnected:
         conn.abort()

@@ -183,7 +183,7 @@ class FakeTransport:
         self.data = b""
         self.files: list[tuple[int, int, int]] = []
 
-    def write(self, parts: list[bytes]) -> None:
+    def write(self, parts: list[bytes], final: bool = False) -> None:
         self.data += b"".join(parts)
 
     def sendfile(self, fd: int, offset: int, count: int) -> None:
