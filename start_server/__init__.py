@@ -6,6 +6,8 @@ Children of ``start_server`` call :func:`server_ports` (Perl's ``server_ports()`
 
 from __future__ import annotations
 
+import socket
+
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "listen_all", "server_ports"]
@@ -18,8 +20,8 @@ def server_ports() -> dict[str, int]:
     return _server_ports()
 
 
-def listen_all() -> list[tuple[str, object]]:
+def listen_all() -> list[tuple[str, socket.socket]]:
     """Return ``[(key, socket)]`` for every inherited fd, family and type detected."""
     from start_server.listen import listen_all as _listen_all
 
-    return list(_listen_all())
+    return _listen_all()

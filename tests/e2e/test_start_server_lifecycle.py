@@ -436,3 +436,17 @@ def test_normal_path_imports_no_psutil_or_httptools() -> None:
     )
     res = subprocess.run([PY, "-c", code], capture_output=True, timeout=30)
     assert res.returncode == 0, res.stderr
+
+
+def test_example_echo_server_serves_under_start_server(
+    start: RunFactory, wd: Path
+) -> None:
+    from tests.helpers import REPO, http_get, response_body
+
+    sock, status = str(wd / "s"), wd / "status"
+    example = os.path.join(REPO, "examples", "echo_server.py")
+    start("--path", sock, "--interval", "0", "--status-file", str(status),
+          cmd=[PY, example])  # fmt: skip
+    (gen1,) = wait_status(status, only_generation(1))
+    body = wait_for(lambda: response_body(http_get(sock)))
+    assert body == f"hello from pid {gen1[1]}, generation 1\n".encode()
