@@ -331,6 +331,7 @@ class _Worker:
         self.served = 0
         self.exit_now = False
         self.pending_accept: list[socket.socket] = []
+        self.in_app: ServerConnection | None = None  # the request being served, if any
 
     # -------------------------------------------------------------- listeners
     def register_listeners(self) -> None:
@@ -517,12 +518,14 @@ class _Worker:
         hooks = self.hooks
         if hooks is not None:
             hooks.request_started()
+        self.in_app = h1
         try:
             call_app(self.app, environ, h1, conn)
         except Exception:  # a bug of ours must not kill the worker; drop this client
             log.exception("internal error while serving a request")
             h1.abort()
         finally:
+            self.in_app = None
             body.release()
             if hooks is not None:
                 hooks.request_finished()
@@ -702,6 +705,15 @@ class _Worker:
             elif conn.state is not ConnState.LINGER:
                 conn.h1.close_after_response()
 
+    def on_stop_signal(self, signum: int, frame: object) -> None:
+        """TERM/QUIT/HUP handler: only records that the response in hand must close.
+
+        The wakeup fd still carries the signal to the loop, which starts the drain.
+        """
+        h1 = self.in_app
+        if h1 is not None:
+            h1.close_after_response()
+
     def on_signals(self, sigs: list[signal.Signals], now: float) -> None:
         for sig in sigs:
             if sig == signal.SIGINT:
@@ -723,6 +735,8 @@ class _Worker:
                 signal.SIGUSR1,
             )
         )
+        for sig in (signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP):
+            signal.signal(sig, self.on_stop_signal)
         try:
             return self._loop(waker)
         finally:
