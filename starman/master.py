@@ -34,6 +34,7 @@ from starman.appload import (
 from starman.config import Settings
 from starman.listeners import Listener, close_listeners, resolve_listeners
 from starman.scoreboard import Scoreboard, SlotHooks, SlotState
+from starman.worker import WorkerConfig, run_worker
 from start_server.proc import PidFile, PidFileError, atomic_write, reap
 from start_server.sdnotify import ENV_NOTIFY_SOCKET, notify
 from start_server.sigwake import SignalWaker
@@ -554,8 +555,6 @@ class Master:
                 os._exit(status)
 
     def _serve(self, hooks: SlotHooks, generation: int) -> int:
-        from starman.worker import WorkerConfig, run_worker
-
         app = self.app
         if app is None:
             try:

@@ -10,6 +10,7 @@ import threading
 import time
 
 import psutil
+import pytest
 from helpers import response_body, wait_for
 
 from tests.e2e.starman_master_harness import BROKEN_APP, Launcher, launcher
@@ -205,3 +206,65 @@ def test_hup_with_a_broken_app_keeps_the_old_workers(launcher: Launcher) -> None
     assert server.workers() == old
     assert server.body().endswith(":1:v1")
     assert server.proc.poll() is None
+
+
+def test_hup_serves_edited_code_without_preload(launcher: Launcher) -> None:
+    import shutil
+
+    app = os.path.join(launcher.tmpdir, "editable2.py")
+    shutil.copy(APP, app)
+    server = launcher.inherited(app, workers=1)
+    assert server.body().endswith(":1:v1")
+    with open(app) as f:
+        text = f.read()
+    with open(app, "w") as f:
+        f.write(
+            text.replace('"MASTER_APP_VERSION", "v1"', '"MASTER_APP_VERSION", "v2"')
+        )
+    server.signal(signal.SIGHUP)
+    server.wait_log("generation 2 ready")
+    wait_for(lambda: server.body().endswith(":2:v2"))
+
+
+def test_process_titles(launcher: Launcher) -> None:
+    server = launcher.inherited(APP, workers=1)
+    assert psutil.Process(server.pid).name() == "starman-master" or (
+        "starman master" in " ".join(psutil.Process(server.pid).cmdline())
+    )
+    (worker,) = server.workers()
+    assert psutil.Process(worker).name() == "starman-worker" or (
+        "starman worker" in " ".join(psutil.Process(worker).cmdline())
+    )
+    plain = launcher.inherited("--disable-proctitle", APP, workers=1)
+    assert "starman" not in psutil.Process(plain.pid).name()
+    assert "-m starman" in " ".join(psutil.Process(plain.pid).cmdline())
+
+
+def _world_readable_stdlib() -> bool:
+    path = os.path.dirname(os.__file__)
+    while path != "/":
+        if not os.stat(path).st_mode & 0o005 == 0o005:
+            return False
+        path = os.path.dirname(path)
+    return True
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
+@pytest.mark.skipif(
+    not _world_readable_stdlib(),
+    reason="this Python's stdlib is not readable by nobody",
+)
+def test_user_and_group_are_dropped_after_binding(launcher: Launcher) -> None:
+    import grp
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    group = grp.getgrgid(nobody.pw_gid).gr_name
+    os.chmod(launcher.tmpdir, 0o755)
+    server = launcher.inherited("--user", "nobody", "--group", group, APP, workers=1)
+    for pid in (server.pid, *server.workers()):
+        uids = psutil.Process(pid).uids()
+        gids = psutil.Process(pid).gids()
+        assert (uids.real, uids.effective) == (nobody.pw_uid, nobody.pw_uid)
+        assert gids.effective == nobody.pw_gid
+    assert server.body().endswith(":1:v1")
