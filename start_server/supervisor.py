@@ -121,7 +121,10 @@ def _float_or(text: str | None, default: float | None) -> float | None:
 def params_from_env(settings: Settings, env: Mapping[str, str]) -> gen.Params:
     """The policy's knobs: the options, overridden by the env (Perl reads %ENV, envdir
     included, at each restart)."""
-    auto = _perl_true(env.get("ENABLE_AUTO_RESTART")) or settings.enable_auto_restart
+    if "ENABLE_AUTO_RESTART" in env:
+        auto = _perl_true(env["ENABLE_AUTO_RESTART"])
+    else:
+        auto = settings.enable_auto_restart
     ari = _float_or(env.get("AUTO_RESTART_INTERVAL"), settings.auto_restart_interval)
     return gen.Params(
         interval=settings.interval,
