@@ -18,6 +18,7 @@ from http import HTTPStatus
 import httptools
 
 from starman.events import (
+    END_OF_MESSAGE,
     NEED_DATA,
     PAUSED,
     ConnectionClosed,
@@ -78,6 +79,8 @@ def error_body(code: int) -> bytes:
 class State(enum.Enum):
     """One side of the connection (h11 style: the peer's requests, our responses)."""
 
+    __hash__ = object.__hash__  # members are singletons; enum's __hash__ is Python code
+
     IDLE = "IDLE"  # waiting for a request head / no response started
     ACTIVE = "ACTIVE"  # request delivered, body in progress / response head sent
     DONE = "DONE"  # EndOfMessage delivered / response ended
@@ -98,6 +101,8 @@ _THEIR_TRANSITIONS: dict[tuple[State, type], State] = {
 
 class Framing(enum.Enum):
     """How a response body is delimited."""
+
+    __hash__ = object.__hash__
 
     NONE = "NONE"  # HEAD, 1xx, 204, 304: no body bytes at all
     LENGTH = "LENGTH"  # Content-Length
@@ -142,6 +147,8 @@ _DIGITS = re.compile(rb"[0-9]+")
 # RFC 9110 token without lower case and without '#': gunicorn 22's "unknown method" rule.
 _METHOD_TOKEN = re.compile(rb"[!$%&'*+\-.^_`|~0-9A-Z]+")
 _HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::[0-9]*)?")
+_KEEP_TAIL = b"Connection: keep-alive\r\n\r\n"
+_CLOSE_TAIL = b"Connection: close\r\n\r\n"
 _WATCHED = frozenset(
     (b"host", b"content-length", b"transfer-encoding", b"connection", b"expect")
 )
@@ -204,12 +211,16 @@ class ServerConnection:
         self.response_status = 0
         self.body_bytes_sent = 0
         self.discarded_body = False  # the app produced bytes for a no-body response
+        # The Date value last seen and the response tails built from it (Rule 1: the
+        # caller's clock; this only avoids rebuilding the same bytes per response).
+        self._last_date = b""
+        self._tail_keep = b""
+        self._tail_close = b""
 
     # ------------------------------------------------------------------ input
     def _reset_message(self) -> None:
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
-        self._nfields = 0
         self._head_bytes = 0
         self._in_head = False
         self._in_trailers = False
@@ -308,7 +319,7 @@ class ServerConnection:
             self._upgrade_left -= len(take)
             self._events.append(Data(take))
         if not self._upgrade_left:
-            self._events.append(EndOfMessage())
+            self._events.append(END_OF_MESSAGE)
 
     # httptools callbacks: record only (Rule 2).
     def on_message_begin(self) -> None:
@@ -329,22 +340,24 @@ class ServerConnection:
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._err is not None:
             return
-        self._head_bytes += len(name) + len(value) + 4
-        if self._head_bytes > MAX_HEAD_BYTES:
+        size = len(name) + len(value)
+        head_bytes = self._head_bytes + size + 4
+        self._head_bytes = head_bytes
+        if head_bytes > MAX_HEAD_BYTES:
             self._fail("request head too large", 431)
             return
         if self._in_trailers:
             return  # trailers count toward the head budget, then are discarded
-        self._nfields += 1
-        if self._nfields > self._limit_fields:
+        headers = self._headers
+        if len(headers) >= self._limit_fields:
             self._fail("too many header fields", 431)
             return
-        if len(name) + len(value) > self._limit_field_size:
+        if size > self._limit_field_size:
             self._fail("header field too long", 431)
             return
         lname = name.lower()
         value = value.rstrip(b" \t")
-        self._headers.append((lname, value))
+        headers.append((lname, value))
         if lname in _WATCHED:
             if lname == b"host":
                 self._hosts.append(value)
@@ -490,7 +503,7 @@ class ServerConnection:
             # llhttp skips an Upgrade request's body; we read exactly CL raw bytes.
             self._upgrade_left = self._cur_cl
             return
-        self._events.append(EndOfMessage())
+        self._events.append(END_OF_MESSAGE)
 
     def next_event(self) -> Event | Sentinel:
         """The next event, ``NEED_DATA`` or ``PAUSED``.
@@ -500,21 +513,22 @@ class ServerConnection:
         """
         if self._raised is not None:
             raise self._raised
-        if self.their_state is State.DONE:
+        their_state = self.their_state
+        if their_state is State.DONE:
             return PAUSED
         events = self._events
         if not events:
             return NEED_DATA
         event = events.popleft()
-        if type(event) is ProtocolError:
+        etype = type(event)
+        if etype is ProtocolError:
             self.their_state = State.ERROR
-            self._raised = event
-            raise event
-        assert not isinstance(event, ProtocolError)
-        self.their_state = _THEIR_TRANSITIONS[(self.their_state, type(event))]
-        if type(event) is Request:
-            self.request = event
-        return event
+            self._raised = event  # type: ignore[assignment]  # checked: ProtocolError
+            raise event  # type: ignore[misc]  # checked: ProtocolError
+        self.their_state = _THEIR_TRANSITIONS[(their_state, etype)]
+        if etype is Request:
+            self.request = event  # type: ignore[assignment]  # checked: Request
+        return event  # type: ignore[return-value]  # checked: not a ProtocolError
 
     @property
     def has_partial_request(self) -> bool:
@@ -593,6 +607,24 @@ class ServerConnection:
         ``headers`` must already be free of hop-by-hop fields, ``Content-Length`` (pass it as
         ``content_length``) and ``Transfer-Encoding``; ``line`` overrides the status line.
         """
+        return self.send_response_fields(
+            status,
+            b"".join([name + b": " + value + b"\r\n" for name, value in headers]),
+            line=line,
+            content_length=content_length,
+            has_date=has_date,
+        )
+
+    def send_response_fields(
+        self,
+        status: int,
+        fields: bytes,
+        *,
+        line: bytes | None = None,
+        content_length: int | None = None,
+        has_date: bool = False,
+    ) -> bytes:
+        """``send_response`` with the fields already encoded (``b"Name: value\\r\\n"...``)."""
         req = self.request
         if req is None or self.our_state is not State.IDLE:
             raise LocalProtocolError("send_response() without a request in hand")
@@ -603,20 +635,25 @@ class ServerConnection:
         self._cl_left = content_length or 0
         self.response_status = status
         self.our_state = State.ACTIVE
-        parts = [line or STATUS_LINES[status]]
-        parts.extend(name + b": " + value + b"\r\n" for name, value in headers)
         if content_length is not None:
-            parts.append(b"Content-Length: %d\r\n" % content_length)
+            framing_field = b"Content-Length: %d\r\n" % content_length
         elif framing is Framing.CHUNKED:
-            parts.append(b"Transfer-Encoding: chunked\r\n")
-        if not has_date:
-            parts.append(b"Date: " + self._date() + b"\r\n")
-        if self.keep_alive:
-            parts.append(b"Connection: keep-alive\r\n\r\n")
+            framing_field = b"Transfer-Encoding: chunked\r\n"
         else:
+            framing_field = b""
+        keep = self.keep_alive
+        if has_date:
+            tail = _KEEP_TAIL if keep else _CLOSE_TAIL
+        else:
+            date = self._date()
+            if date is not self._last_date:
+                self._last_date = date
+                self._tail_keep = b"Date: " + date + b"\r\n" + _KEEP_TAIL
+                self._tail_close = b"Date: " + date + b"\r\n" + _CLOSE_TAIL
+            tail = self._tail_keep if keep else self._tail_close
+        if not keep:
             self._must_close = True
-            parts.append(b"Connection: close\r\n\r\n")
-        return b"".join(parts)
+        return b"".join((line or STATUS_LINES[status], fields, framing_field, tail))
 
     def frame_data(self, data: bytes) -> list[bytes]:
         """Body bytes framed for the wire (possibly ``[]``); never past Content-Length."""

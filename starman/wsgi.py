@@ -172,11 +172,12 @@ _SPECIAL_KEYS: dict[bytes, str | None] = {
     b"proxy": None,  # httpoxy
 }
 _env_keys: dict[bytes, str | None] = {}
+_MISS = ""  # not a valid environ key: marks a cache miss in _env_keys.get(name, _MISS)
 
 
 def _env_key(lname: bytes) -> str | None:
-    key = _env_keys.get(lname, "")
-    if key != "":
+    key = _env_keys.get(lname, _MISS)
+    if key != _MISS:
         return key
     if lname in _SPECIAL_KEYS:
         key = _SPECIAL_KEYS[lname]
@@ -209,6 +210,39 @@ def _split_host(host: str, scheme: str) -> tuple[str, str]:
     return name or "localhost", port or ("443" if scheme == "https" else "80")
 
 
+_TargetParts = tuple[str, str, str, Optional[str]]
+# origin-form targets seen recently -> (REQUEST_URI, path, QUERY_STRING, authority): most
+# requests repeat a few targets, so the split/unquote/decode work is done once per target.
+_target_cache: dict[bytes, _TargetParts] = {}
+_TARGET_CACHE_SIZE = 512
+_TARGET_CACHE_MAX_LEN = 256
+
+
+def _split_target(target: bytes) -> _TargetParts:
+    raw = target.decode("latin-1")
+    authority: str | None = None
+    if target == b"*":
+        return raw, "", "", None
+    if target[:1] != b"/":
+        # absolute-form: the authority is authoritative (RFC 9112 §3.2.2)
+        rest = target.split(b"://", 1)[1]
+        slash = min(
+            (i for i in (rest.find(b"/"), rest.find(b"?")) if i >= 0),
+            default=len(rest),
+        )
+        authority = rest[:slash].decode("latin-1")
+        target = rest[slash:]
+        if target[:1] != b"/":
+            target = b"/" + target
+    hash_at = target.find(b"#")
+    if hash_at >= 0:
+        target = target[:hash_at]
+    path, _, qs = target.partition(b"?")
+    if b"%" in path:
+        path = unquote_to_bytes(path)
+    return raw, path.decode("latin-1"), qs.decode("latin-1"), authority
+
+
 def request_environ(
     conn_env: Environ,
     request: Request,
@@ -231,33 +265,16 @@ def request_environ(
         "HTTP/1.1" if request.http_version == b"1.1" else "HTTP/1.0"
     )
     target = request.target
-    raw = target.decode("latin-1")
+    parts = _target_cache.get(target)
+    if parts is None:
+        parts = _split_target(target)
+        if len(target) <= _TARGET_CACHE_MAX_LEN:
+            if len(_target_cache) >= _TARGET_CACHE_SIZE:
+                _target_cache.clear()
+            _target_cache[target] = parts
+    raw, path_info, query, authority = parts
     env["REQUEST_URI"] = raw
     env["RAW_URI"] = raw
-    authority: str | None = None
-    if target == b"*":
-        path = b""
-        query = ""
-    else:
-        if target[:1] != b"/":
-            # absolute-form: the authority is authoritative (RFC 9112 §3.2.2)
-            rest = target.split(b"://", 1)[1]
-            slash = min(
-                (i for i in (rest.find(b"/"), rest.find(b"?")) if i >= 0),
-                default=len(rest),
-            )
-            authority = rest[:slash].decode("latin-1")
-            target = rest[slash:]
-            if target[:1] != b"/":
-                target = b"/" + target
-        hash_at = target.find(b"#")
-        if hash_at >= 0:
-            target = target[:hash_at]
-        path, _, qs = target.partition(b"?")
-        query = qs.decode("latin-1")
-        if b"%" in path:
-            path = unquote_to_bytes(path)
-    path_info = path.decode("latin-1")
     script_name: str = env["SCRIPT_NAME"]
     if script_name:
         if path_info == script_name or path_info.startswith(script_name + "/"):
@@ -266,8 +283,11 @@ def request_environ(
             raise RequestRejected("outside the mount path", 404)
     env["PATH_INFO"] = path_info
     env["QUERY_STRING"] = query
+    env_keys = _env_keys
     for lname, value in request.headers:
-        key = _env_key(lname)
+        key = env_keys.get(lname, _MISS)
+        if key == _MISS:
+            key = _env_key(lname)
         if key is None:
             continue
         text = value.decode("latin-1")
@@ -314,6 +334,50 @@ _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _STATUS = re.compile(r"([2-5][0-9][0-9]) ([^\x00-\x08\x0a-\x1f\x7f]*)")
 _HOP_BY_HOP = frozenset(("connection", "keep-alive", "proxy-connection", "upgrade"))
 _status_cache: dict[str, tuple[int, bytes]] = {}
+# A checked response header -> what it contributes: most apps send the same few
+# (name, value) pairs on every response, so each is validated and encoded once.
+_FIELD = 0  # b"Name: value\r\n"
+_SKIP = 1  # hop-by-hop: dropped
+_LENGTH = 2  # Content-Length (int): h1 writes the field
+_DATE = 3  # a Date field from the app (b"Date: ...\r\n")
+_HeaderInfo = tuple[int, Any]
+_header_cache: dict[tuple[str, str], _HeaderInfo] = {}
+_HEADER_CACHE_SIZE = 1024
+_HEADER_CACHE_MAX_LEN = 200
+
+
+def _check_header(item: object) -> _HeaderInfo:
+    """Validate one app header (PEP 3333) and say what it contributes to the head."""
+    if type(item) is not tuple or len(item) != 2:
+        raise WSGIError(f"header {item!r} is not a (name, value) tuple")
+    name, value = item
+    if type(name) is not str or type(value) is not str:
+        raise WSGIError(f"header {item!r} must be a pair of str")
+    if _TOKEN.fullmatch(name) is None or _BAD_VALUE.search(value) is not None:
+        raise WSGIError(f"invalid header {item!r}")
+    lname = name.lower()
+    if lname in _HOP_BY_HOP:
+        info: _HeaderInfo = (_SKIP, None)
+    elif lname == "transfer-encoding":
+        raise WSGIError("the app must not set Transfer-Encoding")
+    else:
+        try:
+            bvalue = value.encode("latin-1")
+        except UnicodeEncodeError as exc:
+            raise WSGIError(f"header {item!r} is not latin-1") from exc
+        if lname == "content-length":
+            stripped = value.strip(" \t")
+            if not stripped.isascii() or not stripped.isdigit():
+                raise WSGIError(f"invalid Content-Length {value!r}")
+            info = (_LENGTH, int(stripped))
+        else:
+            line = name.encode("latin-1") + b": " + bvalue + b"\r\n"
+            info = (_DATE if lname == "date" else _FIELD, line)
+    if len(name) + len(value) <= _HEADER_CACHE_MAX_LEN:
+        if len(_header_cache) >= _HEADER_CACHE_SIZE:
+            _header_cache.clear()
+        _header_cache[item] = info
+    return info
 
 
 def _parse_status(status: object) -> tuple[int, bytes]:
@@ -343,7 +407,7 @@ class _Response:
     __slots__ = (
         "code",
         "line",
-        "headers",
+        "fields",
         "content_length",
         "has_date",
         "headers_sent",
@@ -358,7 +422,7 @@ class _Response:
         self.environ = environ
         self.code = 0
         self.line = b""
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.fields = b""
         self.content_length: int | None = None
         self.has_date = False
         self.headers_sent = False
@@ -383,38 +447,29 @@ class _Response:
         code, line = _parse_status(status)
         if type(headers) is not list:
             raise WSGIError("response headers must be a list")
-        out: list[tuple[bytes, bytes]] = []
+        lines: list[bytes] = []
         content_length: int | None = None
         has_date = False
+        cache = _header_cache
         for item in headers:
-            if type(item) is not tuple or len(item) != 2:
-                raise WSGIError(f"header {item!r} is not a (name, value) tuple")
-            name, value = item
-            if type(name) is not str or type(value) is not str:
-                raise WSGIError(f"header {item!r} must be a pair of str")
-            if _TOKEN.fullmatch(name) is None or _BAD_VALUE.search(value) is not None:
-                raise WSGIError(f"invalid header {item!r}")
-            lname = name.lower()
-            if lname in _HOP_BY_HOP:
-                continue
-            if lname == "transfer-encoding":
-                raise WSGIError("the app must not set Transfer-Encoding")
-            try:
-                bvalue = value.encode("latin-1")
-            except UnicodeEncodeError as exc:
-                raise WSGIError(f"header {item!r} is not latin-1") from exc
-            if lname == "content-length":
-                stripped = value.strip(" \t")
-                if not stripped.isascii() or not stripped.isdigit():
-                    raise WSGIError(f"invalid Content-Length {value!r}")
-                content_length = int(stripped)
-                continue
-            if lname == "date":
+            info = None
+            if type(item) is tuple and len(item) == 2:
+                name, value = item
+                if type(name) is str and type(value) is str:
+                    info = cache.get(item)
+            if info is None:
+                info = _check_header(item)
+            kind, data = info
+            if kind == _FIELD:
+                lines.append(data)
+            elif kind == _LENGTH:
+                content_length = data
+            elif kind == _DATE:
                 has_date = True
-            out.append((name.encode("latin-1"), bvalue))
+                lines.append(data)
         self.code = code
         self.line = line
-        self.headers = out
+        self.fields = b"".join(lines)
         self.content_length = content_length
         self.has_date = has_date
         return self.write
@@ -423,9 +478,9 @@ class _Response:
         self.headers_sent = True
         if self.environ.get("starman.harakiri.commit"):
             self.conn.close_after_response()
-        return self.conn.send_response(
+        return self.conn.send_response_fields(
             self.code,
-            self.headers,
+            self.fields,
             line=self.line,
             content_length=self.content_length,
             has_date=self.has_date,
@@ -456,6 +511,9 @@ class _Response:
             parts.append(end)
         if parts:
             self.transport.write(parts, True)
+
+    def early_hints(self, headers: list[tuple[str, str]]) -> None:
+        self.informational(103, headers)
 
     def informational(self, status: int, headers: list[tuple[str, str]]) -> None:
         if type(status) is not int or self.headers_sent:
@@ -500,14 +558,21 @@ def _send_file(resp: _Response, fd: int, filelike: IO[bytes]) -> None:
 
 def _send_all(resp: _Response, items: list[bytes] | tuple[bytes, ...]) -> None:
     """A list/tuple body: Content-Length from its sum, everything in one write."""
-    for item in items:
-        if type(item) is not bytes:
-            raise WSGIError(f"body items must be bytes, not {type(item).__name__}")
+    if len(items) == 1:
+        only = items[0]
+        if type(only) is not bytes:
+            raise WSGIError(f"body items must be bytes, not {type(only).__name__}")
+        total = len(only)
+    else:
+        for item in items:
+            if type(item) is not bytes:
+                raise WSGIError(f"body items must be bytes, not {type(item).__name__}")
+        total = sum(map(len, items))
     if not resp.code:
         raise WSGIError("the app returned without calling start_response()")
     conn = resp.conn
     if not resp.headers_sent and resp.content_length is None:
-        resp.content_length = sum(map(len, items))
+        resp.content_length = total
     parts = [] if resp.headers_sent else [resp._head()]
     for item in items:
         parts.extend(conn.frame_data(item))
@@ -531,7 +596,7 @@ def call_app(
     """
     resp = _Response(conn, transport, environ)
     environ["starman.informational"] = resp.informational
-    environ["wsgi.early_hints"] = lambda headers: resp.informational(103, headers)
+    environ["wsgi.early_hints"] = resp.early_hints
     environ["starman.cleanup.handlers"] = []
     try:
         result = app(environ, resp.start_response)

@@ -1,0 +1,154 @@
+"""In-process micro-benchmark of starman's per-request path (no network, no master).
+
+Two levels, both against the hello app of bench/apps/hello_wsgi.py (copied here):
+
+``engine``: one ``ServerConnection`` + ``request_environ`` + ``call_app`` driven with literal
+keep-alive GET requests through a fake transport (pure CPU: parser, environ, response).
+
+``worker``: the real ``_Worker`` loop functions (``on_readable`` -> ``serve`` ->
+``after_response``) over one end of a ``socketpair``; the other end writes a request and
+reads the answer, so the figure includes the recv/sendmsg syscalls of one request.
+
+Usage::
+
+    .venv/bin/python bench/micro.py                 # both levels, best of 5
+    .venv/bin/python bench/micro.py --profile worker  # cProfile top entries
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import socket
+import sys
+import time
+from typing import Any
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from starman.body import empty_input  # noqa: E402
+from starman.events import PAUSED, Request  # noqa: E402
+from starman.h1 import ServerConnection  # noqa: E402
+from starman.wsgi import (  # noqa: E402
+    call_app,
+    connection_environ,
+    request_environ,
+    server_environ,
+)
+
+REQUEST = (
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
+)
+DATE = b"Thu, 01 Jan 1970 00:00:00 GMT"
+BODY = b"Hello World"
+
+
+def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """bench/apps/hello_wsgi.py's app."""
+    start_response(
+        "200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(BODY)))]
+    )
+    return [BODY]
+
+
+class _NullTransport:
+    def __init__(self) -> None:
+        self.nbytes = 0
+
+    def write(self, parts: list[bytes], final: bool = False) -> None:
+        for p in parts:
+            self.nbytes += len(p)
+
+    def sendfile(self, fd: int, offset: int, count: int) -> None:
+        raise AssertionError("no files here")
+
+
+def run_engine(n: int) -> float:
+    """Seconds for ``n`` requests through h1 + WSGI glue."""
+    conn = ServerConnection(lambda: DATE)
+    senv = server_environ()
+    cenv = connection_environ(
+        senv, ("127.0.0.1", 8080), ("127.0.0.1", 40000), unix=False
+    )
+    transport = _NullTransport()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        conn.receive_data(REQUEST)
+        req = conn.next_event()
+        assert type(req) is Request
+        conn.next_event()  # EndOfMessage
+        assert conn.next_event() is PAUSED
+        environ = request_environ(cenv, req, empty_input(), 0)
+        call_app(app, environ, conn, transport)
+        conn.start_next_cycle()
+    return time.perf_counter() - t0
+
+
+def run_worker(n: int) -> float:
+    """Seconds for ``n`` requests through the worker's loop functions over a socketpair."""
+    from starman.worker import ConnState, WorkerConfig, _Conn, _Worker
+
+    a, b = socket.socketpair()
+    worker = _Worker([], app, WorkerConfig(), None)
+    a.setblocking(False)
+    env = connection_environ(worker.server_env, None, None, unix=True)
+    h1 = ServerConnection(worker.date)
+    conn = _Conn(a, h1, env, True, True, worker)
+    worker.conns[conn.fd] = conn
+    worker.epoll.register(conn.fd, select_in())
+    b.settimeout(5)
+    b.sendall(REQUEST)  # warm the first one outside the timing
+    _one(worker, conn, b, time.monotonic())
+    t0 = time.perf_counter()
+    for _ in range(n):
+        b.send(REQUEST)
+        _one(worker, conn, b, time.monotonic())
+    dt = time.perf_counter() - t0
+    assert conn.state is not ConnState.CLOSED
+    worker.epoll.close()
+    a.close()
+    b.close()
+    return dt
+
+
+def select_in() -> int:
+    import select
+
+    return select.EPOLLIN
+
+
+def _one(worker: Any, conn: Any, peer: socket.socket, now: float) -> None:
+    worker.on_readable(conn, now)
+    while worker.ready:
+        worker.serve(worker.ready.popleft())
+    data = peer.recv(65536)
+    assert data.startswith(b"HTTP/1.1 200 OK"), data
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", type=int, default=20000)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--profile", choices=("engine", "worker"))
+    ap.add_argument("--top", type=int, default=30)
+    args = ap.parse_args()
+    runners = {"engine": run_engine, "worker": run_worker}
+    if args.profile:
+        prof = cProfile.Profile()
+        prof.enable()
+        runners[args.profile](args.n)
+        prof.disable()
+        pstats.Stats(prof).sort_stats("tottime").print_stats(args.top)
+        return
+    for name, fn in runners.items():
+        fn(1000)  # warm-up
+        best = min(fn(args.n) for _ in range(args.rounds))
+        print(
+            f"{name:7s} {best / args.n * 1e6:7.2f} us/request (best of {args.rounds})"
+        )
+
+
+if __name__ == "__main__":
+    main()
