@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from starman import __version__
 from starman.appload import AppImportError
 from starman.config import USAGE, load_settings, make_parser
-from starman.config import debug_enabled as _debug_enabled
 from starman.listeners import ListenerError
 from starman.master import (
+    AccessLogFormatter,
     MasterError,
     ReopeningFileHandler,
     StderrHandler,
@@ -32,7 +32,6 @@ EXIT_USAGE = 2
 EXIT_APP_LOAD = 4
 
 _LOG_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
-_ACCESS_FORMAT = "%(message)s"
 
 
 def _error(message: str) -> None:
@@ -51,7 +50,11 @@ def _version() -> str:
 
 
 def setup_logging(
-    debug: bool, error_log: str | None, access_log: str | None, development: bool
+    level: str,
+    error_log: str | None,
+    access_log: str | None,
+    development: bool,
+    access_log_format: str = "combined",
 ) -> None:
     """Root logger to stderr (re-pointable at --error-log); ``starman.access`` to its file."""
     root = logging.getLogger()
@@ -60,7 +63,7 @@ def setup_logging(
     handler = StderrHandler(error_log)
     handler.setFormatter(logging.Formatter(_LOG_FORMAT))
     root.addHandler(handler)
-    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    root.setLevel(level.upper())
     access = logging.getLogger("starman.access")
     access.propagate = False
     access.setLevel(logging.INFO)
@@ -73,7 +76,7 @@ def setup_logging(
         access_handler = logging.StreamHandler(sys.stderr)
     else:
         return
-    access_handler.setFormatter(logging.Formatter(_ACCESS_FORMAT))
+    access_handler.setFormatter(AccessLogFormatter(access_log_format))
     access.addHandler(access_handler)
 
 
@@ -97,10 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     try:
         setup_logging(
-            _debug_enabled(os.environ),
+            settings.log_level,
             settings.error_log,
             settings.access_log,
             settings.env == "development" and settings.default_middleware,
+            settings.access_log_format,
         )
     except OSError as exc:
         _error(

@@ -20,11 +20,13 @@ from start_server.options import (
     load_toml_table,
     merge,
     to_bool,
+    to_log_level,
     to_nonneg_float,
     to_nonneg_int,
     to_positive_int,
     to_size,
     to_str,
+    values_from_env,
 )
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
 ]
 
 DEFAULT_PORT = 5000
+TOML_TABLE = "starman"
 
 
 # --------------------------------------------------------------------------- --listen values
@@ -135,6 +138,54 @@ def _to_ip_list(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
 
 
+# --------------------------------------------------------------------------- access log format
+
+# Apache's two classic formats (mod_log_config); starman's default is "combined".
+ACCESS_LOG_FORMATS = {
+    "combined": '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"',
+    "common": '%h %l %u %t "%r" %>s %b',
+}
+# The directives the access log can fill, each with what it means (for the docs).
+ACCESS_LOG_DIRECTIVES = {
+    "h": "remote address (- on a unix socket)",
+    "l": "remote logname: always -",
+    "u": "remote user: always -",
+    "t": "time the request finished, [10/Oct/2000:13:55:36 -0700]",
+    "r": "request line, GET /a?b HTTP/1.1",
+    "m": "request method",
+    "U": "path, without the query string",
+    "q": "query string with its ?, or empty",
+    "H": "protocol, HTTP/1.1",
+    "s": "status",
+    ">s": "status",
+    "b": "response body bytes, - for none",
+    "B": "response body bytes, 0 for none",
+    "P": "worker pid",
+    "{Referer}i": "Referer header",
+    "{User-Agent}i": "User-Agent header",
+    "%": "a literal %",
+}
+_DIRECTIVE_RE = re.compile(r"%(>s|\{[A-Za-z0-9-]+\}i|.?)")
+
+
+def parse_access_log_format(text: str) -> str:
+    """An access log format: a named one or a string of known %-directives; returns the string.
+
+    Raises ValueError naming the first unknown directive.
+    """
+    fmt = ACCESS_LOG_FORMATS.get(text.strip().lower(), text)
+    for m in _DIRECTIVE_RE.finditer(fmt):
+        word = m.group(1)
+        if word.startswith("{") and word.endswith("}i"):
+            word = "{" + word[1:-2].title() + "}i"
+        if word not in ACCESS_LOG_DIRECTIVES:
+            raise ValueError(
+                f"unknown directive %{m.group(1)}: expected 'combined', 'common' or a "
+                "format of " + " ".join("%" + d for d in ACCESS_LOG_DIRECTIVES)
+            )
+    return fmt
+
+
 # --------------------------------------------------------------------------- the table
 
 OPTIONS: tuple[Option, ...] = (
@@ -202,6 +253,7 @@ OPTIONS: tuple[Option, ...] = (
         "sets STARMAN_ENV; 'development' adds validation, tracebacks and an access log",
         metavar="NAME",
         short=("-E",),
+        env="STARMAN_ENV",
     ),
     Option(
         "default_middleware",
@@ -457,6 +509,21 @@ OPTIONS: tuple[Option, ...] = (
         metavar="FILE",
     ),
     Option(
+        "access_log_format",
+        parse_access_log_format,
+        "combined",
+        "access log line: 'combined', 'common' or a format of %h %l %u %t %r %m %U %q "
+        "%H %s %>s %b %B %P %{Referer}i %{User-Agent}i %%",
+        metavar="FORMAT",
+    ),
+    Option(
+        "log_level",
+        to_log_level,
+        "info",
+        "error log threshold: debug, info, warning or error (STARMAN_DEBUG=1 means debug)",
+        metavar="LEVEL",
+    ),
+    Option(
         "proctitle",
         to_str,
         True,
@@ -565,6 +632,8 @@ class Settings:
     pid: str | None = None
     error_log: str | None = None
     access_log: str | None = None
+    access_log_format: str = "combined"
+    log_level: str = "info"
     proctitle: bool = True
     reload: bool = False
     reload_dirs: str | None = None
@@ -612,7 +681,7 @@ _POOL_KEYS = (
 )
 _NET_SERVER_HINTS = {
     "log_file": "--error-log",
-    "log_level": "STARMAN_DEBUG=1",
+    "log_level": "--log-level",
     "pid_file": "--pid",
     "user": "--user",
     "group": "--group",
@@ -651,8 +720,11 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
     toml: dict[str, Any] = {}
     config_path = cli.get("config")
     if config_path:
-        toml = load_toml_table(config_path, "starman", OPTIONS)
-    values = merge(OPTIONS, cli, {}, toml)
+        toml = load_toml_table(config_path, TOML_TABLE, OPTIONS)
+    env = values_from_env(OPTIONS, environ)
+    if debug_enabled(environ):
+        env["log_level"] = "debug"
+    values = merge(OPTIONS, cli, env, toml)
     positional_app = positionals.get("APP")
     if positional_app is not None:
         if cli.get("app") is not None:

@@ -16,6 +16,7 @@ import logging
 import os
 import pwd
 import random
+import re
 import selectors
 import signal
 import sys
@@ -39,7 +40,13 @@ from start_server.proc import PidFile, PidFileError, atomic_write, reap
 from start_server.sdnotify import ENV_NOTIFY_SOCKET, notify
 from start_server.sigwake import SignalWaker
 
-__all__ = ["MasterError", "ReopeningFileHandler", "StderrHandler", "run_master"]
+__all__ = [
+    "AccessLogFormatter",
+    "MasterError",
+    "ReopeningFileHandler",
+    "StderrHandler",
+    "run_master",
+]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +99,66 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]  # generic
     def reopen(self) -> None:
         if self.error_log is not None:
             redirect_stderr(self.error_log)
+
+
+class AccessLogFormatter(logging.Formatter):
+    """Renders the worker's access record with an ``--access-log-format`` string.
+
+    The worker logs ``(remote, time, request line, status, bytes, referer, user agent)``
+    as the record's args (the combined line); other records pass through unchanged.
+    """
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__("%(message)s")
+        self.parts = _compile_access_format(fmt)
+
+    def format(self, record: logging.LogRecord) -> str:
+        args = record.args
+        if not isinstance(args, tuple) or len(args) != 7:
+            return super().format(record)
+        remote, when, line, status, size, referer, agent = args
+        method, _, rest = str(line).partition(" ")
+        target, _, proto = rest.rpartition(" ")
+        if not target:
+            target, proto = rest, ""
+        path, qmark, query = target.partition("?")
+        fields = {
+            "h": str(remote),
+            "l": "-",
+            "u": "-",
+            "t": f"[{when}]",
+            "r": str(line),
+            "m": method,
+            "U": path,
+            "q": qmark + query,
+            "H": proto,
+            "s": str(status),
+            ">s": str(status),
+            "b": str(size),
+            "B": "0" if size == "-" else str(size),
+            "P": str(record.process),
+            "{Referer}i": str(referer),
+            "{User-Agent}i": str(agent),
+            "%": "%",
+        }
+        return "".join(fields[key] if is_key else key for is_key, key in self.parts)
+
+
+def _compile_access_format(fmt: str) -> list[tuple[bool, str]]:
+    """Split a checked format into (is_directive, text) pieces."""
+    parts: list[tuple[bool, str]] = []
+    pos = 0
+    for m in re.finditer(r"%(>s|\{[A-Za-z0-9-]+\}i|.?)", fmt):
+        if m.start() > pos:
+            parts.append((False, fmt[pos : m.start()]))
+        word = m.group(1)
+        if word.startswith("{") and word.endswith("}i"):
+            word = "{" + word[1:-2].title() + "}i"
+        parts.append((True, word))
+        pos = m.end()
+    if pos < len(fmt):
+        parts.append((False, fmt[pos:]))
+    return parts
 
 
 def redirect_stderr(path: str) -> None:

@@ -18,6 +18,7 @@ from start_server.options import (
     UsageError,
     load_toml_table,
     merge,
+    to_log_level,
     to_nonneg_float,
     to_positive_int,
     to_signal,
@@ -151,6 +152,13 @@ OPTIONS: tuple[Option, ...] = (
         metavar="FILE",
     ),
     Option(
+        "log_level",
+        to_log_level,
+        "info",
+        "start_server's own messages: debug, info, warning or error (default: info)",
+        metavar="LEVEL",
+    ),
+    Option(
         "daemonize",
         to_str,
         False,
@@ -186,8 +194,9 @@ OPTIONS: tuple[Option, ...] = (
         "backlog",
         to_positive_int,
         DEFAULT_BACKLOG,
-        f"listen backlog (default: SOMAXCONN, {DEFAULT_BACKLOG} here)",
+        "listen backlog (default: SOMAXCONN)",
         metavar="N",
+        doc_default="SOMAXCONN",
     ),
     Option(
         "restart",
@@ -243,6 +252,7 @@ class Settings:
     pid_file: str | None = None
     dir: str | None = None
     log_file: str | None = None
+    log_level: str = "info"
     daemonize: bool = False
     envdir: str | None = None
     enable_auto_restart: bool = False

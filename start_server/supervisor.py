@@ -384,11 +384,11 @@ class Supervisor:
                     pass
 
 
-def _setup_logging() -> None:
+def _setup_logging(level: str = "info") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.handlers[:] = [handler]
-    log.setLevel(logging.INFO)
+    log.setLevel(level.upper())
     log.propagate = False
 
 
@@ -402,7 +402,7 @@ def _check_status_file(path: str) -> None:
 
 def run(settings: Settings, command: Sequence[str]) -> int:
     """Start the superdaemon and run it until it is stopped; return the exit code."""
-    _setup_logging()
+    _setup_logging(settings.log_level)
     log.info("start_server (pid:%d) starting now...", os.getpid())
     base_env = dict(os.environ)
     base_env.update(_option_exports(settings))
