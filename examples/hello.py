@@ -15,6 +15,9 @@ def application(
     body = f"Hello World from pid {os.getpid()} (generation {generation})\n".encode()
     start_response(
         "200 OK",
-        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+        [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+        ],
     )
     return [body]

@@ -91,9 +91,7 @@ def test_markdown_escapes_pipes_and_marks_cli_only_rows() -> None:
         Option("log_file", to_str, None, 'a FILE or "| CMD"', metavar="FILE"),
         Option("stop", to_str, False, "stop it", flag=True, cli_only=True),
     ]
-    md = render_markdown(
-        "demo", rows, usage="demo", description="d", toml_table="demo"
-    )
+    md = render_markdown("demo", rows, usage="demo", description="d", toml_table="demo")
     assert '| `--log-file FILE` | none | `log-file` |  | a FILE or "\\| CMD" |' in md
     assert "| `--stop` | off | CLI only |  | stop it |" in md
 
