@@ -58,6 +58,18 @@ DEFAULT_BACKLOG = socket.SOMAXCONN
 # Perl: $ENV{AUTO_RESTART_INTERVAL} ||= 360 (so 0 also means 360).
 DEFAULT_AUTO_RESTART_INTERVAL = 360.0
 
+# --wait-ready's deadline: room for a slow app import, and with starman's drain
+# (--graceful-timeout 30) still inside --restart's default --wait-timeout of 60.
+DEFAULT_READY_TIMEOUT = 30.0
+
+
+def _to_positive_float(text: str) -> float:
+    """A number of seconds above zero."""
+    value = to_nonneg_float(text)
+    if value <= 0:
+        raise ValueError("expected a number of seconds above 0")
+    return value
+
 
 def _to_port(text: str) -> PortSpec:
     """A --port value (PORT, HOST:PORT, [IPV6]:PORT, u prefix, =FD suffix)."""
@@ -98,6 +110,24 @@ OPTIONS: tuple[Option, ...] = (
         to_nonneg_float,
         1.0,
         "seconds a new generation must stay alive to count as started (default: 1)",
+        metavar="SECS",
+    ),
+    Option(
+        "wait_ready",
+        to_str,
+        False,
+        "a new generation counts as started when it reports READY=1 over the sd_notify "
+        "protocol (NOTIFY_SOCKET, as starman does), not when it survived --interval; one "
+        "that exits first or is not ready within --ready-timeout is stopped and the old "
+        "generation keeps serving (off by default, as in Perl)",
+        flag=True,
+    ),
+    Option(
+        "ready_timeout",
+        _to_positive_float,
+        DEFAULT_READY_TIMEOUT,
+        "with --wait-ready: seconds a new generation has to report READY=1 "
+        f"(default: {DEFAULT_READY_TIMEOUT:g})",
         metavar="SECS",
     ),
     Option(
@@ -245,6 +275,8 @@ class Settings:
     port: tuple[PortSpec, ...] = ()
     path: tuple[PortSpec, ...] = ()
     interval: float = 1.0
+    wait_ready: bool = False
+    ready_timeout: float = DEFAULT_READY_TIMEOUT
     kill_old_delay: float | None = None
     signal_on_hup: signal.Signals | None = None  # None: TERM
     signal_on_term: signal.Signals | None = None

@@ -16,6 +16,7 @@ import psutil
 
 from start_server.config import Settings
 from start_server.proc import PidFileError, read_pid_file
+from start_server.readiness import read_failure
 
 __all__ = ["ControlError", "read_generations", "restart", "stop"]
 
@@ -123,7 +124,11 @@ def restart(settings: Settings) -> int:
         raise ControlError(
             f"no active process found in the status file {settings.status_file!r}"
         )
-    target = max(before) + 1
+    # A rolled-back generation (--wait-ready) used up a number without reaching the
+    # status file: a failure recorded from now on with a newer number is this restart's.
+    failed_before = read_failure(settings.status_file)
+    last_failed = failed_before[0] if failed_before else 0
+    target = max(max(before), last_failed) + 1
     _send(pid, signal.SIGHUP)
     timeout = settings.wait_timeout
     deadline = None if timeout == 0 else time.monotonic() + timeout
@@ -134,6 +139,13 @@ def restart(settings: Settings) -> int:
         # accept any newer generation once it is the only one.
         if len(gens) == 1 and max(gens) >= target:
             return 0
+        failure = read_failure(settings.status_file)
+        if failure is not None and failure[0] >= target:
+            gen, gen_pid, reason = failure
+            raise ControlError(
+                f"restart failed: new generation {gen} (pid {gen_pid}) did not start: "
+                f"{reason}"
+            )
         if not psutil.pid_exists(pid):
             raise ControlError(
                 f"start_server (pid {pid}) exited during the restart (status: {_describe(gens)})"

@@ -6,6 +6,12 @@ Rule 2: every deadline (interval, kill-old-delay, auto-restart, respawn) is data
 ``next_deadline(state)`` tells the loop how long it may block.
 Rule 3: after a Spawn action, the supervisor reports Spawned or SpawnFailed before
 anything else. Log texts keep Server::Starter's wording, which operators grep.
+Rule 4 (``--wait-ready``): a new generation counts as started when it reports READY=1
+(ReadyReceived), not when it survived --interval. One that exits first, or is still
+not ready at its deadline (a Tick past ``start_deadline``), is stopped and the
+generation it was to replace becomes current again (rollback); RecordFailure tells
+``--restart`` why. NotifyUp actions are what start_server reports to its own
+supervisor (systemd) when it runs under one.
 """
 
 from __future__ import annotations
@@ -24,7 +30,10 @@ __all__ = [
     "Event",
     "Exit",
     "Log",
+    "NotifyUp",
     "Params",
+    "ReadyReceived",
+    "RecordFailure",
     "Signal",
     "Signalled",
     "Spawn",
@@ -48,6 +57,10 @@ AUTO_RESTART_KILL_OLD_DELAY = 5.0
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 
+# --wait-ready: a generation that failed to become ready got --signal-on-term; it gets
+# KILL if it is still alive this many seconds later.
+FAILED_KILL_AFTER = 10.0
+
 
 # --------------------------------------------------------------------------- values
 
@@ -62,6 +75,9 @@ class Params:
     signal_on_term: signal.Signals = signal.SIGTERM
     auto_restart: bool = False
     auto_restart_interval: float = 360.0
+    wait_ready: bool = False  # --wait-ready: READY=1 decides, not --interval
+    ready_timeout: float = 30.0
+    notify_upstream: bool = False  # start_server runs under systemd (NOTIFY_SOCKET)
 
     @property
     def effective_kill_old_delay(self) -> float:
@@ -98,6 +114,10 @@ class State:
     kill_at: float | None = None  # kill-old-delay running
     pending_hups: int = 0
     last_restart: float | None = None  # when the current generation became current
+    previous: Child | None = None  # --wait-ready: what a rollback makes current again
+    failed: dict[int, tuple[int, float]] = field(
+        default_factory=dict
+    )  # pid -> (gen, kill at)
     stopping: bool = False
     exited: bool = False
 
@@ -144,7 +164,14 @@ class Tick:
     """Time passed (a deadline may be due)."""
 
 
-Event = Union[Start, Spawned, SpawnFailed, ChildExited, Signalled, Tick]
+@dataclass(frozen=True)
+class ReadyReceived:
+    """Generation ``generation`` sent READY=1 to its notify socket (--wait-ready)."""
+
+    generation: int
+
+
+Event = Union[Start, Spawned, SpawnFailed, ChildExited, Signalled, Tick, ReadyReceived]
 
 
 # --------------------------------------------------------------------------- actions
@@ -192,7 +219,27 @@ class Exit:
     error: str | None = None
 
 
-Action = Union[Spawn, Signal, WriteStatus, Log, Exit]
+@dataclass(frozen=True)
+class RecordFailure:
+    """A new generation was rolled back: record why, for ``start_server --restart``."""
+
+    generation: int
+    pid: int
+    reason: str
+
+    def render(self) -> str:
+        """The sidecar file's text: ``GEN:PID REASON``."""
+        return f"{self.generation}:{self.pid} {self.reason}\n"
+
+
+@dataclass(frozen=True)
+class NotifyUp:
+    """An sd_notify message for start_server's own supervisor (``READY=1``, ...)."""
+
+    message: str
+
+
+Action = Union[Spawn, Signal, WriteStatus, Log, Exit, RecordFailure, NotifyUp]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -220,6 +267,11 @@ def _exit_text(status: ExitStatus) -> str:
     return f"{status.status}"
 
 
+def _notify_up(state: State, out: list[Action], message: str) -> None:
+    if state.params.notify_upstream:
+        out.append(NotifyUp(message))
+
+
 def _spawn(state: State, out: list[Action]) -> None:
     state.generation += 1
     state.spawning = state.generation
@@ -244,6 +296,7 @@ def _alive_children(state: State) -> list[int]:
         pids.append(state.current.pid)
     if state.starting is not None and state.starting.exited is None:
         pids.append(state.starting.pid)
+    pids.extend(state.failed)
     return pids
 
 
@@ -273,6 +326,8 @@ def on_event(state: State, event: Event, now: float) -> list[Action]:
         _on_child_exited(state, event.status, now, out)
     elif isinstance(event, Signalled):
         _on_signal(state, event.signal, out)
+    elif isinstance(event, ReadyReceived):
+        _on_ready(state, event.generation, now, out)
     _advance(state, now, out)
     return out
 
@@ -282,7 +337,10 @@ def _on_spawned(state: State, pid: int, now: float, out: list[Action]) -> None:
     state.spawning = None
     state.last_spawn_at = now
     state.starting = Child(pid, gen, now)
-    state.start_deadline = now + state.params.interval
+    params = state.params
+    state.start_deadline = now + (
+        params.ready_timeout if params.wait_ready else params.interval
+    )
     out.append(Log(f"starting new worker {pid}"))
     if state.stopping:
         out.append(Signal(signal.SIGTERM, (pid,)))
@@ -302,6 +360,8 @@ def _on_spawn_failed(
     out.append(Log(event.message, warning=True))
     state.starting = Child(event.status.pid, gen, now, exited=event.status)
     state.start_deadline = now + state.params.interval
+    if state.params.wait_ready and not state.stopping:
+        _fail_start(state, "could not be executed", now, out)
 
 
 def _on_child_exited(
@@ -315,6 +375,17 @@ def _on_child_exited(
             out.append(Log(f"worker {pid} died, status:{_exit_text(status)}"))
             state.starting = None
             state.start_deadline = None
+        elif state.params.wait_ready:
+            _fail_start(
+                state,
+                f"exited before READY=1, status:{_exit_text(status)} ({status.describe()})",
+                now,
+                out,
+            )
+        return
+    if pid in state.failed:
+        del state.failed[pid]
+        out.append(Log(f"failed worker {pid} is gone, status:{_exit_text(status)}"))
         return
     if state.current is not None and state.current.pid == pid:
         state.current = None
@@ -354,6 +425,7 @@ def _on_signal(state: State, sig: signal.Signals, out: list[Action]) -> None:
     # Perl does not handle) is treated as TERM.
     send = state.params.signal_on_term if sig != signal.SIGINT else signal.SIGTERM
     state.stopping = True
+    _notify_up(state, out, "STOPPING=1")
     state.pending_hups = 0
     state.kill_at = None
     state.spawn_at = None
@@ -374,8 +446,10 @@ def _promote(state: State, now: float, out: list[Action]) -> None:
     state.starting = None
     state.start_deadline = None
     state.current = starting
+    state.previous = None
     state.last_restart = now
     out.append(_status(state))
+    _notify_up(state, out, f"READY=1\nSTATUS=generation {starting.generation} serving")
     if not state.restarting:
         return
     state.restarting = False
@@ -399,8 +473,10 @@ def _kill_old(state: State, out: list[Action]) -> None:
 
 def _restart(state: State, reason: str, out: list[Action]) -> None:
     out.append(Log(reason))
+    _notify_up(state, out, "RELOADING=1")
     if state.current is not None:
         state.old[state.current.pid] = state.current.generation
+        state.previous = state.current
         state.current = None
     state.restarting = True
     _spawn(state, out)
@@ -410,6 +486,7 @@ def _advance(state: State, now: float, out: list[Action]) -> None:
     """Run every deadline that is due and every queued request that may now proceed."""
     if state.exited:
         return
+    _kill_failed(state, now, out)
     if state.stopping:
         _maybe_exit(state, out)
         return
@@ -419,6 +496,10 @@ def _advance(state: State, now: float, out: list[Action]) -> None:
         if now < state.start_deadline:
             return
         starting = state.starting
+        if state.params.wait_ready:
+            timeout = state.params.ready_timeout
+            _fail_start(state, f"no READY=1 within {timeout:g}s", now, out)
+            return
         if starting.exited is not None:
             out.append(
                 Log(
@@ -458,7 +539,19 @@ def _advance(state: State, now: float, out: list[Action]) -> None:
 
 def next_deadline(state: State) -> float | None:
     """The monotonic time of the next due deadline, or None to wait for events only."""
-    if state.exited or state.stopping or state.spawning is not None:
+    if state.exited or state.spawning is not None:
+        return None
+    kill_failed = min(
+        (at for _, at in state.failed.values() if at != float("inf")), default=None
+    )
+    policy = _policy_deadline(state)
+    if kill_failed is None:
+        return policy
+    return kill_failed if policy is None else min(policy, kill_failed)
+
+
+def _policy_deadline(state: State) -> float | None:
+    if state.stopping:
         return None
     if state.starting is not None:
         return state.start_deadline
@@ -473,3 +566,89 @@ def next_deadline(state: State) -> float | None:
         ari = params.auto_restart_interval
         return state.last_restart + (ari if not state.old else ari * 2)
     return None
+
+
+# --------------------------------------------------------------------------- --wait-ready
+
+
+def _on_ready(state: State, generation: int, now: float, out: list[Action]) -> None:
+    starting = state.starting
+    if (
+        not state.params.wait_ready
+        or state.stopping
+        or starting is None
+        or starting.generation != generation
+        or starting.exited is not None
+    ):
+        return  # a late READY=1 from a rolled-back generation, or a repeat: ignored
+    waited = now - starting.spawned_at
+    out.append(Log(f"new worker {starting.pid} is ready (READY=1 after {waited:.1f}s)"))
+    _promote(state, now, out)
+
+
+def _fail_start(state: State, reason: str, now: float, out: list[Action]) -> None:
+    """--wait-ready: stop the starting generation and make the previous one current again."""
+    starting = state.starting
+    assert starting is not None
+    state.starting = None
+    state.start_deadline = None
+    gen, pid = starting.generation, starting.pid
+    if starting.exited is None:
+        sig = state.params.signal_on_term
+        out.append(
+            Log(
+                f"new worker {pid} (generation {gen}) failed to start: {reason}; "
+                f"sending {sig.name[3:]} to it",
+                warning=True,
+            )
+        )
+        out.append(Signal(sig, (pid,)))
+        state.failed[pid] = (gen, now + FAILED_KILL_AFTER)
+    else:
+        out.append(
+            Log(
+                f"new worker {pid} (generation {gen}) failed to start: {reason}",
+                warning=True,
+            )
+        )
+    previous = state.previous
+    state.previous = None
+    if previous is not None and previous.pid in state.old and state.current is None:
+        del state.old[previous.pid]
+        state.current = previous
+        state.restarting = False
+        # Auto-restart waits a full interval before it tries again.
+        state.last_restart = now
+        kept = f"generation {previous.generation} (pid {previous.pid})"
+        out.append(Log(f"rolled back: old worker {previous.pid} keeps serving"))
+        out.append(
+            RecordFailure(gen, pid, f"{reason}; rolled back, {kept} keeps serving")
+        )
+        out.append(_status(state))
+        _notify_up(
+            state,
+            out,
+            f"READY=1\nSTATUS=generation {gen} failed to start ({reason}); "
+            f"{kept} serving",
+        )
+        return
+    # Nothing to roll back to (the first generation, or the previous one died): retry.
+    out.append(RecordFailure(gen, pid, f"{reason}; nothing else is serving, retrying"))
+    state.spawn_at = now + max(RESPAWN_FLOOR, state.params.interval)
+
+
+def _kill_failed(state: State, now: float, out: list[Action]) -> None:
+    due = [pid for pid, (_, at) in state.failed.items() if at <= now]
+    if not due:
+        return
+    for pid in due:
+        gen, _ = state.failed[pid]
+        state.failed[pid] = (gen, float("inf"))
+        out.append(
+            Log(
+                f"failed worker {pid} (generation {gen}) still alive after "
+                f"{FAILED_KILL_AFTER:g}s, sending KILL",
+                warning=True,
+            )
+        )
+    out.append(Signal(signal.SIGKILL, _sorted_pids(due)))

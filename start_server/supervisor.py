@@ -7,8 +7,10 @@ Raises SupervisorError for setup failures; never imports psutil.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import selectors
 import signal
 import socket
 import subprocess
@@ -20,9 +22,12 @@ from dataclasses import dataclass
 
 from start_server import generations as gen
 from start_server.config import DEFAULT_AUTO_RESTART_INTERVAL, Settings
-from start_server.listen import bind_spec
+from start_server.listen import adopt_systemd, bind_spec
 from start_server.portspec import (
     ENV_GENERATION,
+    ENV_LISTEN_FDNAMES,
+    ENV_LISTEN_FDS,
+    ENV_LISTEN_PID,
     ENV_PORT,
     PortSpec,
     Transport,
@@ -36,6 +41,8 @@ from start_server.proc import (
     reap,
     spawn,
 )
+from start_server.readiness import NotifyListener, failure_file
+from start_server.sdnotify import ENV_NOTIFY_SOCKET, notify
 from start_server.sigwake import SignalWaker
 
 __all__ = ["SupervisorError", "load_envdir", "run"]
@@ -133,6 +140,8 @@ def params_from_env(settings: Settings, env: Mapping[str, str]) -> gen.Params:
         signal_on_term=settings.signal_on_term or signal.SIGTERM,
         auto_restart=auto,
         auto_restart_interval=ari or DEFAULT_AUTO_RESTART_INTERVAL,
+        wait_ready=settings.wait_ready,
+        ready_timeout=settings.ready_timeout,
     )
 
 
@@ -145,10 +154,64 @@ class Bound:
 
     spec: PortSpec
     sock: socket.socket
+    adopted: bool = False  # passed by systemd (LISTEN_FDS): never unlinked by us
 
     @property
     def entry(self) -> tuple[str, int]:
         return self.spec.key, self.sock.fileno()
+
+
+def _address_key(sock: socket.socket) -> str:
+    """A socket's address written as a --port/--path key (``127.0.0.1:80``, a path)."""
+    addr = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        if isinstance(addr, bytes):
+            addr = addr.decode(errors="replace")
+        text = str(addr)
+        return "@" + text[1:] if text.startswith("\0") else text
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if sock.family == socket.AF_INET6 else f"{host}:{port}"
+
+
+def _transport(sock: socket.socket) -> Transport:
+    if sock.family == socket.AF_UNIX:
+        return Transport.UNIX
+    return Transport.UDP if sock.type == socket.SOCK_DGRAM else Transport.TCP
+
+
+def adopt_all(env: Mapping[str, str], taken: Iterable[str]) -> list[Bound]:
+    """The sockets systemd passed (LISTEN_FDS, LISTEN_PID = us), kept at their fds.
+
+    Each is exported under its LISTEN_FDNAMES name; under its address when it has no
+    name, or the name is not unique or holds ``;`` or ``=`` (SERVER_STARTER_PORT's
+    separators).
+    """
+    try:
+        adopted = adopt_systemd(env)
+    except OSError as exc:
+        raise SupervisorError(
+            f"cannot adopt the sockets systemd passed: {exc}"
+        ) from None
+    named = bool(env.get(ENV_LISTEN_FDNAMES))
+    names = [name for name, _ in adopted]
+    used = set(taken)
+    bound: list[Bound] = []
+    for name, sock in adopted:
+        good = (
+            named
+            and name
+            and ";" not in name
+            and "=" not in name
+            and names.count(name) == 1
+            and name not in used
+        )
+        key = name if good else _address_key(sock)
+        used.add(key)
+        sock.set_inheritable(True)
+        spec = PortSpec(key, _transport(sock), fd=sock.fileno())
+        bound.append(Bound(spec, sock, adopted=True))
+        log.info("adopted socket %s from systemd as %s", sock.fileno(), key)
+    return bound
 
 
 def _reserve_fds(fds: Iterable[int]) -> None:
@@ -265,6 +328,7 @@ class Supervisor:
         base_env: Mapping[str, str],
         bound: Sequence[Bound],
         waker: SignalWaker,
+        upstream: str | None = None,
     ) -> None:
         self.settings = settings
         self.command = list(command)
@@ -276,6 +340,13 @@ class Supervisor:
         self.status_written = False
         self.exit: gen.Exit | None = None
         self.state = gen.State()
+        # NOTIFY_SOCKET of our own supervisor (systemd), never passed to the children.
+        self.upstream = {ENV_NOTIFY_SOCKET: upstream} if upstream else None
+        self.listener = NotifyListener() if settings.wait_ready else None
+        self.pid_generation: dict[int, int] = {}
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(waker.fileno(), selectors.EVENT_READ, None)
+        self.registered: set[int] = set()
 
     def reload_envdir(self) -> None:
         """Re-read the envdir (a failure keeps the previous values, with a warning)."""
@@ -288,12 +359,22 @@ class Supervisor:
                     "failed to read envdir %s: %s (keeping previous values)", path, exc
                 )
         env = {**self.base_env, **self.envdir_values}
-        self.state.params = params_from_env(self.settings, env)
+        self.state.params = dataclasses.replace(
+            params_from_env(self.settings, env),
+            notify_upstream=self.upstream is not None,
+        )
 
     def child_env(self, generation: int) -> dict[str, str]:
         env = {**self.base_env, **self.envdir_values}
         env[ENV_PORT] = self.port_value
         env[ENV_GENERATION] = str(generation)
+        for name in (
+            ENV_NOTIFY_SOCKET,
+            ENV_LISTEN_FDS,
+            ENV_LISTEN_PID,
+            ENV_LISTEN_FDNAMES,
+        ):
+            env.pop(name, None)
         return env
 
     def feed(self, event: gen.Event) -> None:
@@ -313,15 +394,28 @@ class Supervisor:
         """Do one action; a Spawn returns the event reporting its outcome."""
         if isinstance(action, gen.Spawn):
             self.reload_envdir()
+            env = self.child_env(action.generation)
+            if self.listener is not None:
+                try:
+                    env[ENV_NOTIFY_SOCKET] = self.listener.open(action.generation)
+                except OSError as exc:
+                    log.error("cannot create a notify socket: %s", exc)
+                self.sync_selector()
             try:
                 pid = spawn(
                     self.command,
-                    env=self.child_env(action.generation),
+                    env=env,
                     cwd=self.settings.dir,
                     in_child=self.waker.reset_in_child,
                 )
             except ExecError as exc:
+                if self.listener is not None:
+                    self.listener.close(action.generation)
+                    self.sync_selector()
                 return gen.SpawnFailed(exc.status, str(exc))
+            self.pid_generation[pid] = action.generation
+            if self.listener is not None:
+                self.listener.bind_pid(action.generation, pid)
             return gen.Spawned(pid)
         if isinstance(action, gen.Signal):
             for pid in action.pids:
@@ -335,7 +429,80 @@ class Supervisor:
             (log.warning if action.warning else log.info)("%s", action.text)
         elif isinstance(action, gen.Exit):
             self.exit = action
+        elif isinstance(action, gen.RecordFailure):
+            self.record_failure(action)
+        elif isinstance(action, gen.NotifyUp):
+            self.notify_up(action.message)
         return None
+
+    def record_failure(self, action: gen.RecordFailure) -> None:
+        """Write STATUS_FILE.failed (``GEN:PID REASON``), which --restart reads."""
+        if not self.settings.status_file:
+            return
+        path = failure_file(self.settings.status_file)
+        try:
+            atomic_write(path, action.render())
+            self.status_written = True
+        except OSError as exc:
+            log.error("failed to write %s: %s", path, exc)
+
+    def notify_up(self, message: str) -> None:
+        """Tell systemd (our own NOTIFY_SOCKET): READY=1, RELOADING=1, STOPPING=1."""
+        if self.upstream is None:
+            return
+        if message.startswith("READY=1"):
+            message += f"\nMAINPID={os.getpid()}"
+        elif message.startswith("RELOADING=1"):
+            # systemd >= 253 (Type=notify-reload) wants the CLOCK_MONOTONIC time too.
+            usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+            message += f"\nMONOTONIC_USEC={usec}"
+        notify(message, env=self.upstream)
+
+    # ------------------------------------------------------------ notify sockets
+
+    def sync_selector(self) -> None:
+        """Register each generation's notify socket (and forget the closed ones)."""
+        if self.listener is None:
+            return
+        socks = self.listener.sockets()
+        for generation in list(self.registered):
+            if generation not in socks:
+                self.registered.discard(generation)
+        for key in list(self.selector.get_map().values()):
+            if key.data is not None and key.data not in socks:
+                self.selector.unregister(key.fileobj)
+        for generation, sock in socks.items():
+            if generation not in self.registered:
+                self.selector.register(sock, selectors.EVENT_READ, generation)
+                self.registered.add(generation)
+
+    def read_notifications(self, generations: Iterable[int]) -> None:
+        """Turn waiting READY=1 (and friends) into events."""
+        if self.listener is None:
+            return
+        for generation in generations:
+            for message in self.listener.receive(generation):
+                if message.stopping:
+                    log.info("generation %d reports STOPPING=1", generation)
+                if "MAINPID" in message.fields:
+                    log.info(
+                        "generation %d reports MAINPID=%s",
+                        generation,
+                        message.fields["MAINPID"],
+                    )
+                if message.ready:
+                    self.feed(gen.ReadyReceived(generation))
+                if self.exit is not None:
+                    return
+
+    def forget(self, pid: int) -> None:
+        """A child was reaped: read what it said last, then close its notify socket."""
+        generation = self.pid_generation.pop(pid, None)
+        if generation is None or self.listener is None:
+            return
+        self.read_notifications([generation])
+        self.listener.close(generation)
+        self.sync_selector()
 
     def write_status(self, text: str) -> None:
         path = self.settings.status_file
@@ -356,11 +523,16 @@ class Supervisor:
             timeout = (
                 None if deadline is None else max(0.0, deadline - time.monotonic())
             )
-            signals = self.waker.wait(timeout)
+            ready = self.selector.select(timeout)
+            signals = self.waker.drain()
+            self.read_notifications(
+                key.data for key, _ in ready if isinstance(key.data, int)
+            )
             for status in reap():
-                self.feed(gen.ChildExited(status))
                 if self.exit is not None:
                     break
+                self.forget(status.pid)
+                self.feed(gen.ChildExited(status))
             for sig in signals:
                 if self.exit is None and sig not in (signal.SIGCHLD, signal.SIGALRM):
                     self.feed(gen.Signalled(sig))
@@ -372,12 +544,16 @@ class Supervisor:
         """Remove the status file (if we wrote it) and the UNIX sockets we created."""
         path = self.settings.status_file
         if path and self.status_written:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+            for name in (path, failure_file(path)):
+                try:
+                    os.unlink(name)
+                except OSError:
+                    pass
+        if self.listener is not None:
+            self.listener.close_all()
+        self.selector.close()
         for b in self.bound:
-            if b.spec.transport is Transport.UNIX:
+            if b.spec.transport is Transport.UNIX and not b.adopted:
                 try:
                     os.unlink(b.spec.key)
                 except OSError:
@@ -405,6 +581,9 @@ def run(settings: Settings, command: Sequence[str]) -> int:
     _setup_logging(settings.log_level)
     log.info("start_server (pid:%d) starting now...", os.getpid())
     base_env = dict(os.environ)
+    # systemd's NOTIFY_SOCKET is ours: the children report to us (--wait-ready), and we
+    # report upward (READY=1 once a generation serves, RELOADING=1 ... READY=1 per swap).
+    upstream = base_env.pop(ENV_NOTIFY_SOCKET, None)
     base_env.update(_option_exports(settings))
     envdir = base_env.get("ENVDIR")
     if envdir:
@@ -417,7 +596,15 @@ def run(settings: Settings, command: Sequence[str]) -> int:
     if settings.status_file:
         _check_status_file(settings.status_file)
     logfile = LogTarget(settings.log_file) if settings.log_file else None
-    bound = bind_all(settings.specs, settings.backlog)
+    adopted = adopt_all(os.environ, (s.key for s in settings.specs))
+    clash = {b.sock.fileno() for b in adopted} & {
+        s.fd for s in settings.specs if s.fd is not None
+    }
+    if clash:
+        raise SupervisorError(
+            f"file descriptor {min(clash)} is requested by --port and passed by systemd"
+        )
+    bound = bind_all(settings.specs, settings.backlog) + adopted
     waker = SignalWaker(HANDLED_SIGNALS)
     if logfile is not None:
         logfile.redirect()
@@ -426,7 +613,7 @@ def run(settings: Settings, command: Sequence[str]) -> int:
         if not daemonize(keep_stdin):
             os._exit(0)
     pidfile = PidFile(settings.pid_file) if settings.pid_file else None
-    sup = Supervisor(settings, command, base_env, bound, waker)
+    sup = Supervisor(settings, command, base_env, bound, waker, upstream)
     try:
         if pidfile is not None:
             try:
