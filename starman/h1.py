@@ -540,6 +540,22 @@ class ServerConnection:
         )
 
     @property
+    def client_closes(self) -> bool:
+        """The client asked for this to be its last request, which was read to the end,
+        and nothing came after it: closing cannot lose unread input (no lingering needed).
+        """
+        req = self.request
+        return (
+            req is not None
+            and not req.keep_alive
+            and self.their_state is State.DONE
+            and not self._dead
+            and not self._msg_open
+            and self._probe is None
+            and not self._events
+        )
+
+    @property
     def they_are_waiting_for_100_continue(self) -> bool:
         """Send ``100 Continue`` now if the caller is about to wait for body bytes."""
         req = self.request

@@ -94,6 +94,8 @@ class WorkerHooks(Protocol):
 class ConnState(enum.Enum):
     """Where a connection is (spec §6.3; READY requests are served synchronously)."""
 
+    __hash__ = object.__hash__  # members are singletons; enum's __hash__ is Python code
+
     READ_HEAD = "READ_HEAD"
     READ_BODY = "READ_BODY"
     READY = "READY"
@@ -309,6 +311,17 @@ class _Worker:
         hooks: WorkerHooks | None,
     ) -> None:
         self.listeners = {sock.fileno(): sock for sock in listeners}
+        # A TCP listener bound to one address gives every connection that local address
+        # (SERVER_NAME/SERVER_PORT): one getsockname() here instead of one per connection.
+        self.socknames: dict[socket.socket, Any] = {}
+        for sock in listeners:
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                try:
+                    name = sock.getsockname()
+                except OSError:
+                    continue
+                if name[0] not in ("0.0.0.0", "::", "::ffff:0.0.0.0"):
+                    self.socknames[sock] = name
         self.app = app
         self.config = config
         self.hooks = hooks
@@ -332,6 +345,13 @@ class _Worker:
         self.exit_now = False
         self.pending_accept: list[socket.socket] = []
         self.in_app: ServerConnection | None = None  # the request being served, if any
+        # False while no per-request close condition can hold (keep-alive on, no limits,
+        # not draining): serve() then skips those checks.
+        self.close_checks = (
+            not config.keepalive
+            or bool(config.max_requests)
+            or bool(config.max_keepalive_reqs)
+        )
 
     # -------------------------------------------------------------- listeners
     def register_listeners(self) -> None:
@@ -371,8 +391,11 @@ class _Worker:
                     trusted = True
                 else:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    sockname = self.socknames.get(lsock)
+                    if sockname is None:  # a wildcard listener: ask per connection
+                        sockname = sock.getsockname()
                     env = connection_environ(
-                        self.server_env, sock.getsockname(), peer, unix=False
+                        self.server_env, sockname, peer, unix=False
                     )
                     trusted = self.allow_all or str(peer[0]) in self.allow_ips
             except OSError:
@@ -499,7 +522,7 @@ class _Worker:
             body = empty_input()
         conn.nreq += 1
         self.served += 1
-        if (
+        if self.close_checks and (
             self.draining
             or not config.keepalive
             or (config.max_requests and self.served >= config.max_requests)
@@ -534,11 +557,12 @@ class _Worker:
         handlers = environ.get("starman.cleanup.handlers")
         if handlers:
             conn.cleanups.extend((h, environ) for h in handlers)
+        now = time.monotonic()
         if environ.get("starman.harakiri.commit") or (
             config.max_requests and self.served >= config.max_requests
         ):
-            self.start_drain(time.monotonic())
-        self.after_response(conn, time.monotonic())
+            self.start_drain(now)
+        self.after_response(conn, now)
 
     def after_response(self, conn: _Conn, now: float) -> None:
         """The app is done: drain output, then next request, keep-alive wait or close."""
@@ -553,13 +577,18 @@ class _Worker:
             self.set_mask(conn, _OUT)
             self.set_deadline(conn, now + self.config.write_timeout)
             return
-        self.run_cleanups(conn)
+        if conn.cleanups:
+            self.run_cleanups(conn)
         if not h1.keep_alive:
-            self.linger(conn, now)
+            if h1.client_closes and _nothing_unread(conn.sock):
+                self.close(conn)  # the client's own close: nothing to linger for
+            else:
+                self.linger(conn, now)
             return
         h1.start_next_cycle()
         self.goto(conn, ConnState.IDLE)
-        self.set_mask(conn, _IN)
+        if conn.mask != _IN:
+            self.set_mask(conn, _IN)
         idle = now + self.config.keepalive_timeout
         if self.draining:
             idle = min(idle, self.drain_deadline)
@@ -690,6 +719,7 @@ class _Worker:
         if self.draining:
             return
         self.draining = True
+        self.close_checks = True
         self.drain_deadline = now + self.config.graceful_timeout
         self.unregister_listeners()
         for sock in self.listeners.values():
@@ -759,10 +789,13 @@ class _Worker:
         parent_pid = config.parent_pid
         next_parent_check = time.monotonic() + PARENT_CHECK_INTERVAL
         epoll_poll = self.epoll.poll
+        monotonic = time.monotonic
+        timers = self.timers
+        ready = self.ready
+        now = monotonic()
         while True:
-            now = time.monotonic()
-            events = epoll_poll(self.next_timeout(now))
-            now = time.monotonic()
+            events = epoll_poll(0.0 if ready else self.next_timeout(now))
+            now = monotonic()
             pending = self.pending_accept
             for fd, _mask in events:
                 conn = conns.get(fd)
@@ -780,19 +813,21 @@ class _Worker:
             if self.exit_now:
                 return 0
             if pending:
-                if not self.ready and self.accepting:
+                if not ready and self.accepting:
                     for lsock in pending:
                         self.accept(lsock, now)
                 pending.clear()
-            if self.ready:
-                conn = self.ready.popleft()
+            if ready:
+                conn = ready.popleft()
                 if conn.state is ConnState.READY:
                     try:
                         self.serve(conn)
                     except Exception:  # never die from what a client sent
                         log.exception("internal error; closing the connection")
                         self.close(conn)
-            self.expire(time.monotonic())
+                now = monotonic()
+            if timers and timers[0][0] <= now:
+                self.expire(now)
             if not self.draining:
                 if self.accepting and len(conns) >= config.max_connections:
                     self.unregister_listeners()
@@ -810,6 +845,16 @@ class _Worker:
                     log.warning("worker %d: graceful timeout, closing", os.getpid())
                     return 0
             listeners = self.listeners
+
+
+def _nothing_unread(sock: socket.socket) -> bool:
+    """No input waits in the kernel (one MSG_PEEK recv): a plain close sends no RST."""
+    try:
+        return not sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return True  # the peer is gone: nothing to protect
 
 
 def _reopen_logs() -> None:

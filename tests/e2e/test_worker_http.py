@@ -8,6 +8,7 @@ import socket
 import time
 import wsgiref.validate
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -302,7 +303,51 @@ def test_worker_disable_keepalive() -> None:
         assert read_one(s)[1]["connection"] == "close"
 
 
+def _addresses_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    keys = ("SERVER_NAME", "SERVER_PORT", "REMOTE_ADDR", "REMOTE_PORT")
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps({k: environ.get(k) for k in keys}).encode()]
+
+
 def test_worker_tcp_listener_environ() -> None:
     with forked_worker(echo_app, CONFIG, tcp=True) as w, connect(w.address) as s:
         s.sendall(GET)
         assert read_one(s)[0] == b"HTTP/1.1 200 OK"
+
+
+def test_worker_tcp_addresses_in_environ() -> None:
+    # SERVER_NAME/SERVER_PORT come from the listener's address (looked up once).
+    with forked_worker(_addresses_app, CONFIG, tcp=True) as w:
+        assert isinstance(w.address, tuple)
+        for _ in range(2):
+            with connect(w.address) as s:
+                s.sendall(GET)
+                env = json.loads(read_one(s)[2])
+                assert env["SERVER_NAME"] == "127.0.0.1"
+                assert env["SERVER_PORT"] == str(w.address[1])
+                assert env["REMOTE_ADDR"] == "127.0.0.1"
+                assert env["REMOTE_PORT"] == str(s.getsockname()[1])
+
+
+def test_worker_client_close_is_a_plain_close(worker: ForkedWorker) -> None:
+    # The client asked to close and sent nothing more: no lingering, the socket is
+    # fully closed once the response is out, so writing to it fails at once.
+    with connect(worker.address) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        data = recv_all(s)
+        assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"Connection: close\r\n" in data
+        with pytest.raises((BrokenPipeError, ConnectionResetError)):
+            s.sendall(b"x")
+
+
+def test_worker_bytes_after_client_close_get_a_lingering_close(
+    worker: ForkedWorker,
+) -> None:
+    # Bytes after a Connection: close request are discarded, not answered, and the
+    # server lingers (keeps reading) so they cannot reset the response away.
+    with connect(worker.address) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n" + GET)
+        data = recv_all(s)
+        assert data.count(b"HTTP/1.1 200 OK\r\n") == 1
+        s.sendall(b"more bytes the server discards")

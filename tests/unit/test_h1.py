@@ -344,3 +344,46 @@ def test_h1_module_imports_no_io() -> None:
 def test_h1_uses_httptools_request_parser() -> None:
     conn = make_conn()
     assert isinstance(conn._parser, httptools.HttpRequestParser)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", True),
+        (b"GET / HTTP/1.0\r\n\r\n", True),
+        (GET, False),  # keep-alive: the server decides to close, so it lingers
+        (b"GET / HTTP/1.0\r\n\r\nGET / HTTP/1.0\r\n\r\n", False),  # bytes followed
+        (b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nX", False),
+    ],
+)
+def test_h1_client_closes(raw: bytes, expected: bool) -> None:
+    conn = make_conn()
+    conn.receive_data(raw)
+    events_of(conn)
+    assert conn.client_closes is expected
+
+
+def test_h1_client_closes_needs_the_whole_request() -> None:
+    conn = make_conn()
+    conn.receive_data(
+        b"POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 4\r\n\r\nab"
+    )
+    events_of(conn)
+    assert not conn.client_closes
+
+
+def test_h1_date_tail_follows_the_clock() -> None:
+    dates = iter([b"D1", b"D1", b"D2"])
+    conn = h1mod.ServerConnection(lambda: next(dates))
+    heads = []
+    for _ in range(3):
+        conn.receive_data(GET)
+        events_of(conn)
+        heads.append(conn.send_response(200, [], content_length=0))
+        conn.send_end()
+        conn.start_next_cycle()
+    assert [h.split(b"Date: ")[1].split(b"\r\n")[0] for h in heads] == [
+        b"D1",
+        b"D1",
+        b"D2",
+    ]

@@ -423,3 +423,31 @@ def test_wsgi_harakiri_commit_closes() -> None:
 
 def test_wsgi_empty_input_for_get() -> None:
     assert empty_input().read() == b""
+
+
+def test_wsgi_cached_headers_and_targets_give_the_same_bytes() -> None:
+    # start_response caches checked (name, value) pairs and request_environ caches
+    # split targets: a repeat must give exactly the first answer, and a bad header
+    # next to cached good ones must still be refused.
+    good = [("Content-Type", "text/plain"), ("Content-Length", "2"), ("X-A", "1")]
+
+    def app(env: dict[str, Any], sr: StartResponse) -> Iterable[bytes]:
+        sr("200 OK", list(good))
+        return [env["PATH_INFO"].encode()[:2]]
+
+    raw = b"GET /a%20b?q=1 HTTP/1.1\r\nHost: h\r\n\r\n"
+    first = run(app, raw)[1]
+    assert run(app, raw)[1] == first
+    head, body = split(first)
+    assert head.count(b"Content-Length: 2\r\n") == 1
+    assert b"X-A: 1\r\n" in head and body == b"/a"
+    assert environ_for(raw)["PATH_INFO"] == environ_for(raw)["PATH_INFO"] == "/a b"
+
+    class Name(str):
+        pass
+
+    for bad in (("X-A", "1\r\nX-Injected: 1"), ["X-A", "1"], (Name("X-A"), "1")):
+        good.append(bad)  # type: ignore[arg-type]  # deliberately not a (str, str)
+        data = run(app, raw)[1]
+        assert data.startswith(b"HTTP/1.1 500 "), bad
+        good.pop()
