@@ -32,7 +32,7 @@ from starman.appload import (
     load_app,
     preload_modules,
 )
-from starman.config import Settings
+from starman.config import Settings, parse_access_log_format
 from starman.listeners import Listener, close_listeners, resolve_listeners
 from starman.scoreboard import Scoreboard, SlotHooks, SlotState
 from starman.worker import WorkerConfig, run_worker
@@ -110,7 +110,7 @@ class AccessLogFormatter(logging.Formatter):
 
     def __init__(self, fmt: str) -> None:
         super().__init__("%(message)s")
-        self.parts = _compile_access_format(fmt)
+        self.parts = _compile_access_format(parse_access_log_format(fmt))
 
     def format(self, record: logging.LogRecord) -> str:
         args = record.args
