@@ -147,6 +147,8 @@ _DIGITS = re.compile(rb"[0-9]+")
 # RFC 9110 token without lower case and without '#': gunicorn 22's "unknown method" rule.
 _METHOD_TOKEN = re.compile(rb"[!$%&'*+\-.^_`|~0-9A-Z]+")
 _HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::[0-9]*)?")
+# Host values that passed _HOST (most connections repeat one or two).
+_good_hosts: set[bytes] = set()
 _KEEP_TAIL = b"Connection: keep-alive\r\n\r\n"
 _CLOSE_TAIL = b"Connection: close\r\n\r\n"
 _WATCHED = frozenset(
@@ -419,9 +421,15 @@ class ServerConnection:
         if len(hosts) > 1 or (version == b"1.1" and not hosts):
             self._fail("missing or repeated Host", 400)
             return
-        if hosts and _HOST.fullmatch(hosts[0]) is None:
-            self._fail("invalid Host", 400)
-            return
+        if hosts:
+            host = hosts[0]
+            if host not in _good_hosts:
+                if _HOST.fullmatch(host) is None:
+                    self._fail("invalid Host", 400)
+                    return
+                if len(_good_hosts) >= 256:
+                    _good_hosts.clear()
+                _good_hosts.add(host)
         content_length: int | None = None
         chunked = False
         if self._tes:
@@ -446,7 +454,10 @@ class ServerConnection:
                 self._fail("invalid Content-Length", 400)
                 return
             content_length = int(raw)
-        keep_alive = keep_alive_wanted(version, self._connection)
+        if self._connection is None:
+            keep_alive = version == b"1.1"
+        else:
+            keep_alive = keep_alive_wanted(version, self._connection)
         upgrade = parser.should_upgrade()
         if upgrade:
             keep_alive = False

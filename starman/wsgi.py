@@ -607,13 +607,20 @@ def call_app(
         log.exception("error in WSGI app for %s", environ.get("REQUEST_URI"))
         _fail(resp, transport)
         return
+    rtype = type(result)
+    if rtype is list or rtype is tuple:  # the common case: no close() to call
+        try:
+            _send_all(resp, result)  # type: ignore[arg-type]  # checked: list or tuple
+        except ClientDisconnected:
+            conn.abort()
+        except Exception:
+            log.exception("error in WSGI app for %s", environ.get("REQUEST_URI"))
+            _fail(resp, transport)
+        return
     try:
         if isinstance(result, (bytes, str)):
             raise WSGIError("the app returned a str/bytes object, not an iterable")
-        rtype = type(result)
-        if rtype is list or rtype is tuple:
-            _send_all(resp, result)  # type: ignore[arg-type]  # checked: list or tuple
-        elif (
+        if (
             rtype is FileWrapper
             and not resp.headers_sent
             and resp.code
