@@ -81,14 +81,14 @@ def read_status(path: Path) -> list[tuple[int, int]]:
 def wait_status(
     path: Path, pred: Callable[[list[tuple[int, int]]], bool], timeout: float = 10.0
 ) -> list[tuple[int, int]]:
-    """Wait until the status file's entries satisfy ``pred``; return them."""
+    """Wait until the status file's (non-empty) entries satisfy ``pred``; return them."""
     seen: list[list[tuple[int, int]]] = []
 
-    def check() -> list[tuple[int, int]] | None:
+    def check() -> list[tuple[int, int]]:
         st = read_status(path)
         if not seen or seen[-1] != st:
             seen.append(st)
-        return st if pred(st) else None
+        return st if pred(st) else []
 
     try:
         return wait_for(check, timeout)
@@ -138,6 +138,10 @@ def free_port_candidates(n: int = 20) -> list[int]:
     return random.sample(range(20000, 60000), n)
 
 
+def _ready_or_exited(run: Run, ready: Callable[[Run], bool]) -> Callable[[], bool]:
+    return lambda: ready(run) or run.proc.poll() is not None
+
+
 def start_on_free_ports(
     build: Callable[[list[int]], Sequence[str]],
     workdir: Path,
@@ -152,7 +156,7 @@ def start_on_free_ports(
         run = Run(build(ports), workdir, env=env)
         in_use = os.strerror(errno.EADDRINUSE)
         try:
-            wait_for(lambda r=run: ready(r) or r.proc.poll() is not None, 15.0)
+            wait_for(_ready_or_exited(run, ready), 15.0)
         except TimeoutError:
             pass
         if ready(run):
