@@ -87,8 +87,9 @@ def test_starman_log_level_error_hides_lifecycle_lines(launcher: Launcher) -> No
     server = launcher.inherited(
         "--log-level", "error", APP, workers=1, wait_ready=False
     )
-    assert isinstance(server.address, str)
-    wait_for(lambda: _request(server.address, "/").startswith(b"HTTP/1.1 200"))
+    address = server.address
+    assert isinstance(address, str)
+    wait_for(lambda: _request(address, "/").startswith(b"HTTP/1.1 200"))
     server.signal(signal.SIGTERM)
     assert server.proc.wait(timeout=10) == 0
     assert server.log() == ""
@@ -104,8 +105,9 @@ def test_starman_debug_env_and_cli_log_level(launcher: Launcher) -> None:
         wait_ready=False,
         env={"STARMAN_DEBUG": "1"},
     )
-    assert isinstance(server.address, str)
-    wait_for(lambda: _request(server.address, "/").startswith(b"HTTP/1.1 200"))
+    address = server.address
+    assert isinstance(address, str)
+    wait_for(lambda: _request(address, "/").startswith(b"HTTP/1.1 200"))
     server.signal(signal.SIGTERM)
     assert server.proc.wait(timeout=10) == 0
     assert " INFO " not in server.log()

@@ -346,7 +346,11 @@ def test_starman_template_serves_two_apps_with_their_own_toml(rig: Rig) -> None:
         rig.notify.expect("READY=1")
         assert f"listening on {instance} (systemd, fd 3)" in rig.log(instance)
         access = os.path.join(app_dir, "access.log")
-        wait_for(lambda access=access: os.path.getsize(access) > 0)
+
+        def logged(access: str = access) -> bool:
+            return os.path.getsize(access) > 0
+
+        wait_for(logged)
         procs[instance] = (proc, service, workers)
 
     import psutil
@@ -371,13 +375,13 @@ def _start_server_direct(rig: Rig) -> tuple[Unit, subprocess.Popen[bytes], int]:
             env={"NOTIFY_SOCKET": rig.notify.path},
         )
         rig.notify.main_pid = proc.pid
-        wait_for(
-            lambda proc=proc: (
-                "starting new worker" in rig.log("start_server")
-                or proc.poll() is not None
-            ),
-            timeout=15,
-        )
+
+        def started(proc: subprocess.Popen[bytes] = proc) -> bool:
+            return "starting new worker" in rig.log("start_server") or (
+                proc.poll() is not None
+            )
+
+        wait_for(started, timeout=15)
         if proc.poll() is None:
             return service, proc, port
         assert "Address already in use" in rig.log("start_server")

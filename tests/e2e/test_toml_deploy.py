@@ -95,9 +95,10 @@ def test_one_toml_file_drives_start_server_and_starman(tmpdir: str) -> None:
             with open(log_path, encoding="utf-8", errors="replace") as f:
                 return f.read()
 
-        wait_for(
-            lambda proc=proc: "starting new worker" in log() or proc.poll() is not None
-        )
+        def started(proc: subprocess.Popen[bytes] = proc) -> bool:
+            return "starting new worker" in log() or proc.poll() is not None
+
+        wait_for(started)
         if proc.poll() is None:
             break
         assert "Address already in use" in log(), log()
