@@ -27,6 +27,7 @@ __all__ = [
     "RequestTooLong",
     "Signal",
     "Signalled",
+    "SlotDraining",
     "SlotReady",
     "Spawn",
     "Spawned",
@@ -100,6 +101,14 @@ class SlotReady:
 
 
 @dataclass(frozen=True)
+class SlotDraining:
+    """The worker in ``slot`` started draining on its own (max-requests, harakiri, a signal
+    not sent by the master): it no longer counts, so its replacement is spawned now."""
+
+    slot: int
+
+
+@dataclass(frozen=True)
 class RequestTooLong:
     """The worker in ``slot`` has been inside the app for longer than --timeout."""
 
@@ -107,7 +116,14 @@ class RequestTooLong:
 
 
 Event = Union[
-    Tick, Spawned, SpawnFailed, ChildExited, Signalled, SlotReady, RequestTooLong
+    Tick,
+    Spawned,
+    SpawnFailed,
+    ChildExited,
+    Signalled,
+    SlotReady,
+    SlotDraining,
+    RequestTooLong,
 ]
 
 
@@ -246,6 +262,13 @@ def on_event(state: PoolState, event: Event, now: float) -> list[Action]:
         _on_signal(state, event.sig, now, actions)
     elif isinstance(event, SlotReady):
         _on_ready(state, event.slot, now, actions)
+    elif isinstance(event, SlotDraining):
+        w = state.workers.get(event.slot)
+        if w is not None and w.pid is not None and w.state is WorkerState.READY:
+            log.info("worker %d is draining: starting its replacement", w.pid)
+            w.state = WorkerState.DRAINING
+            # It exits by itself within graceful_timeout; SIGKILL only if it does not.
+            w.kill_at = now + state.graceful_timeout + ABORT_GRACE
     elif isinstance(event, RequestTooLong):
         w = state.workers.get(event.slot)
         if w is not None and w.pid is not None and not w.aborted:

@@ -12,13 +12,20 @@ import os
 import struct
 import time
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["SLOT_SIZE", "Scoreboard", "SlotHooks", "SlotInfo", "SlotState"]
 
-# pid, generation, state, (3 pad), request start (monotonic ns, 0 = none), requests served
-_FORMAT = struct.Struct("=iiB3xqQ")
+# pid, generation, state, draining flag, (2 pad), request start (monotonic ns, 0 = none),
+# requests served
+_FORMAT = struct.Struct("=iiBB2xqQ")
 SLOT_SIZE = 32
 assert _FORMAT.size <= SLOT_SIZE
+# The worker's per-request writes touch only the tail of its slot (from the state byte on):
+# one pack_into at a fixed offset, no keyword arguments, no pid/generation rewrite.
+_TAIL_OFFSET = 8
+_STARTED = struct.Struct("=BB2xq")  # state, draining, request start
+_FINISHED = struct.Struct("=BB2xqQ")  # state, draining, request start (0), requests
 
 
 class SlotState(enum.IntEnum):
@@ -36,6 +43,9 @@ class SlotInfo:
     state: SlotState
     request_start_ns: int
     requests: int
+    draining: bool = (
+        False  # set once the worker started draining, whatever ``state`` says
+    )
 
     def as_json(self) -> dict[str, object]:
         """A JSON-friendly dict for --status-file."""
@@ -74,6 +84,7 @@ class Scoreboard:
         state: SlotState,
         request_start_ns: int = 0,
         requests: int = 0,
+        draining: bool = False,
     ) -> None:
         """Overwrite a whole slot."""
         _FORMAT.pack_into(
@@ -82,18 +93,21 @@ class Scoreboard:
             pid,
             generation,
             int(state),
+            draining,
             request_start_ns,
             requests,
         )
 
     def read(self, slot: int) -> SlotInfo:
         """Read one slot (unknown state bytes read as EMPTY)."""
-        pid, gen, st, start, reqs = _FORMAT.unpack_from(self._mem, self._offset(slot))
+        pid, gen, st, drn, start, reqs = _FORMAT.unpack_from(
+            self._mem, self._offset(slot)
+        )
         try:
             state = SlotState(st)
         except ValueError:
             state = SlotState.EMPTY
-        return SlotInfo(pid, gen, state, start, reqs)
+        return SlotInfo(pid, gen, state, start, reqs, bool(drn))
 
     def clear(self, slot: int) -> None:
         """Mark a slot empty (before reusing it for a new worker)."""
@@ -106,8 +120,10 @@ class Scoreboard:
 class SlotHooks:
     """The worker's ``WorkerHooks`` over its scoreboard slot.
 
-    ``ready()`` also writes one byte to ``wake_fd`` (a pipe the master selects on), so the
-    master learns of readiness without polling.
+    ``ready()`` and ``draining()`` also write one byte to ``wake_fd`` (a pipe the master
+    selects on), so the master learns of readiness, and of a worker about to leave (to start
+    its replacement at once), without polling. ``request_started``/``request_finished`` run
+    per request: each is one ``pack_into`` of the slot's tail.
     """
 
     def __init__(
@@ -124,45 +140,48 @@ class SlotHooks:
         self._wake_fd = wake_fd
         self._pid = os.getpid() if pid is None else pid
         self._requests = 0
-        self._state = SlotState.BOOTING
+        self._draining = False
+        self._mem = board._mem
+        self._tail = board._offset(slot) + _TAIL_OFFSET
+        self._idle = int(SlotState.READY)  # the state between requests
         self._write(SlotState.BOOTING)
 
-    def _write(self, state: SlotState, start_ns: int = 0) -> None:
-        self._state = state
+    def _write(self, state: SlotState) -> None:
         self._board.write(
             self._slot,
             pid=self._pid,
             generation=self._generation,
             state=state,
-            request_start_ns=start_ns,
             requests=self._requests,
+            draining=self._draining,
         )
 
-    def ready(self) -> None:
-        self._write(SlotState.READY)
+    def _wake(self, byte: bytes) -> None:
         if self._wake_fd is not None:
             try:
-                os.write(self._wake_fd, b"r")
+                os.write(self._wake_fd, byte)
             except (BlockingIOError, BrokenPipeError):
                 # A full pipe already wakes the master; a gone master means we exit soon.
                 pass
 
-    def request_started(self) -> None:
-        if self._state is not SlotState.DRAINING:
-            self._state = SlotState.IN_APP
-        self._board.write(
-            self._slot,
-            pid=self._pid,
-            generation=self._generation,
-            state=SlotState.IN_APP,
-            request_start_ns=time.monotonic_ns(),
-            requests=self._requests,
-        )
+    def ready(self) -> None:
+        self._write(SlotState.READY)
+        self._wake(b"r")
 
-    def request_finished(self) -> None:
-        self._requests += 1
-        draining = self._state is SlotState.DRAINING
-        self._write(SlotState.DRAINING if draining else SlotState.READY)
+    def request_started(
+        self,
+        _pack: Any = _STARTED.pack_into,
+        _in_app: int = int(SlotState.IN_APP),
+        _clock: Any = time.monotonic_ns,
+    ) -> None:
+        _pack(self._mem, self._tail, _in_app, self._draining, _clock())
+
+    def request_finished(self, _pack: Any = _FINISHED.pack_into) -> None:
+        self._requests = n = self._requests + 1
+        _pack(self._mem, self._tail, self._idle, self._draining, 0, n)
 
     def draining(self) -> None:
+        self._draining = True
+        self._idle = int(SlotState.DRAINING)
         self._write(SlotState.DRAINING)
+        self._wake(b"d")

@@ -17,6 +17,7 @@ from starman.pool import (
     RequestTooLong,
     Signal,
     Signalled,
+    SlotDraining,
     SlotReady,
     Spawn,
     Spawned,
@@ -60,6 +61,37 @@ def test_crashed_worker_is_respawned_at_once() -> None:
 def test_recycled_worker_is_respawned() -> None:
     state = booted(2)
     assert on_event(state, ChildExited(100, code=0), 5.0) == [Spawn(0, 1)]
+
+
+def test_draining_worker_is_replaced_before_it_exits() -> None:
+    # max-requests/harakiri: capacity never dips while the old worker finishes.
+    state = booted(2)
+    assert on_event(state, SlotDraining(1), 5.0) == [Spawn(2, 1)]
+    assert state.workers[1].state is WorkerState.DRAINING
+    assert on_event(state, Spawned(2, 102), 5.0) == []
+    assert on_event(state, SlotReady(2), 5.1) == []
+    # Its own exit is a retirement: nothing more to spawn.
+    assert on_event(state, ChildExited(101, code=0), 6.0) == []
+    assert pids(state) == {100, 102}
+    # A second report, or one for a worker already told to stop, changes nothing.
+    assert on_event(state, SlotDraining(1), 6.0) == []
+    assert on_event(state, SlotDraining(7), 6.0) == []
+
+
+def test_draining_worker_that_never_exits_is_killed() -> None:
+    state = booted(1, graceful_timeout=10.0)
+    assert on_event(state, SlotDraining(0), 5.0) == [Spawn(1, 1)]
+    on_event(state, Spawned(1, 101), 5.0)
+    assert next_deadline(state) == 16.0
+    assert on_event(state, Tick(), 15.9) == []
+    assert on_event(state, Tick(), 16.0) == [Signal(100, signal.SIGKILL)]
+
+
+def test_both_workers_draining_at_once_get_two_replacements() -> None:
+    state = booted(2)
+    assert on_event(state, SlotDraining(0), 5.0) == [Spawn(2, 1)]
+    assert on_event(state, SlotDraining(1), 5.0) == [Spawn(3, 1)]
+    assert on_event(state, ChildExited(100, code=0), 6.0) == []
 
 
 def test_ttin_and_ttou_change_the_pool_by_one() -> None:

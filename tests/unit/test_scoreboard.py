@@ -47,10 +47,15 @@ def test_hooks_walk_the_worker_lifecycle() -> None:
         hooks.request_finished()
         assert board.read(1) == SlotInfo(42, 5, SlotState.READY, 0, 1)
         hooks.draining()
+        assert os.read(r, 10) == b"d"
+        assert board.read(1) == SlotInfo(42, 5, SlotState.DRAINING, 0, 1, True)
         hooks.request_started()
-        assert board.read(1).state is SlotState.IN_APP
+        info = board.read(1)
+        # IN_APP for --timeout, and still flagged as draining for the master.
+        assert info.state is SlotState.IN_APP and info.draining
+        assert (info.pid, info.generation, info.requests) == (42, 5, 1)
         hooks.request_finished()
-        assert board.read(1) == SlotInfo(42, 5, SlotState.DRAINING, 0, 2)
+        assert board.read(1) == SlotInfo(42, 5, SlotState.DRAINING, 0, 2, True)
         assert board.read(0).state is SlotState.EMPTY
     finally:
         os.close(r)
