@@ -136,6 +136,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--profile", choices=("engine", "worker"))
     ap.add_argument("--top", type=int, default=30)
+    ap.add_argument("--level", choices=("engine", "worker"), help="run only this level")
     args = ap.parse_args()
     runners = {"engine": run_engine, "worker": run_worker}
     if args.profile:
@@ -146,6 +147,8 @@ def main() -> None:
         pstats.Stats(prof).sort_stats("tottime").print_stats(args.top)
         return
     for name, fn in runners.items():
+        if args.level and name != args.level:
+            continue
         fn(1000)  # warm-up
         best = min(fn(args.n) for _ in range(args.rounds))
         print(

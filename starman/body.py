@@ -112,6 +112,36 @@ class BodyBuffer:
             self._file = None
 
 
+class _EmptyInput(BodyInput):
+    """``wsgi.input`` of every bodiless request: always at EOF, nothing to free.
+
+    Stateless, so one instance serves every request (no BytesIO per GET).
+    """
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__(io.BytesIO())
+
+    def read(self, size: int | None = -1) -> bytes:
+        return b""
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return b""
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        return []
+
+    def __next__(self) -> bytes:
+        raise StopIteration
+
+    def release(self) -> None:
+        """Nothing to free (shared)."""
+
+
+_EMPTY = _EmptyInput()
+
+
 def empty_input() -> BodyInput:
-    """``wsgi.input`` for a request without a body."""
-    return BodyInput(io.BytesIO())
+    """``wsgi.input`` for a request without a body (a shared, stateless instance)."""
+    return _EMPTY

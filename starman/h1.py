@@ -181,6 +181,8 @@ class ServerConnection:
         self._max_body = max_body
         self._parser = httptools.HttpRequestParser(self)
         self._events: deque[Event | ProtocolError] = deque()
+        # Read-only for callers: non-empty while parsed events wait (pipelining).
+        self.pending = self._events
         self.their_state = State.IDLE
         self.our_state = State.IDLE
         self.request: Request | None = None
@@ -541,6 +543,28 @@ class ServerConnection:
             self.request = event  # type: ignore[assignment]  # checked: Request
         return event  # type: ignore[return-value]  # checked: not a ProtocolError
 
+    def take_simple_request(self) -> Request | None:
+        """The worker's fast path: a whole bodiless request and nothing else is waiting.
+
+        When the queued events are exactly ``Request`` (no body, no ``Expect``) and
+        ``EndOfMessage``, consume both as three ``next_event`` calls would (their side is
+        then DONE) and return the request; otherwise change nothing and return None.
+        """
+        events = self._events
+        if (
+            len(events) != 2
+            or events[1] is not END_OF_MESSAGE
+            or self.their_state is not State.IDLE
+        ):
+            return None
+        req = events[0]
+        if type(req) is not Request or req.chunked or req.content_length:
+            return None
+        events.clear()
+        self.their_state = State.DONE
+        self.request = req
+        return req
+
     @property
     def has_partial_request(self) -> bool:
         """Some bytes of a not yet complete request arrived (a timeout then sends 408)."""
@@ -681,6 +705,57 @@ class ServerConnection:
         if not keep:
             self._must_close = True
         return b"".join((line or STATUS_LINES[status], fields, framing_field, tail))
+
+    def send_complete(
+        self,
+        status: int,
+        line: bytes,
+        fields: bytes,
+        content_length: int | None,
+        has_date: bool,
+        body_length: int,
+    ) -> bytes | None:
+        """The head of a whole response whose ``body_length`` body bytes follow unframed.
+
+        The fast path of ``send_response_fields`` + ``frame_data`` + ``send_end`` for a
+        Content-Length response sent in one go: afterwards the response is DONE. Returns
+        None (changing nothing) unless that framing applies exactly: a HEAD request, a
+        1xx/204/304 status or a declared length other than ``body_length`` take the
+        general path.
+        """
+        req = self.request
+        if req is None or self.our_state is not State.IDLE:
+            raise LocalProtocolError("send_complete() without a request in hand")
+        if status < 200 or status == 204 or status == 304 or req.method == b"HEAD":
+            return None
+        if content_length is None:
+            content_length = body_length
+        elif content_length != body_length:
+            return None
+        self._framing = Framing.LENGTH
+        self._cl_left = 0
+        self.response_status = status
+        self.body_bytes_sent = body_length
+        self.our_state = State.DONE
+        keep = (
+            req.keep_alive
+            and not self._must_close
+            and self.their_state is not State.ERROR
+        )
+        if has_date:
+            tail = _KEEP_TAIL if keep else _CLOSE_TAIL
+        else:
+            date = self._date()
+            if date is not self._last_date:
+                self._last_date = date
+                self._tail_keep = b"Date: " + date + b"\r\n" + _KEEP_TAIL
+                self._tail_close = b"Date: " + date + b"\r\n" + _CLOSE_TAIL
+            tail = self._tail_keep if keep else self._tail_close
+        if not keep:
+            self._must_close = True
+        return b"".join(
+            (line, fields, b"Content-Length: %d\r\n" % content_length, tail)
+        )
 
     def frame_data(self, data: bytes) -> list[bytes]:
         """Body bytes framed for the wire (possibly ``[]``); never past Content-Length."""

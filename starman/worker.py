@@ -121,6 +121,7 @@ TRANSITIONS: dict[ConnState, frozenset[ConnState]] = {
 
 _IN = select.EPOLLIN
 _OUT = select.EPOLLOUT
+_EMPTY_INPUT = empty_input()  # shared and stateless: never released
 
 
 class _DateCache:
@@ -444,10 +445,20 @@ class _Worker:
         except OSError:
             self.close(conn)
             return
-        if state is ConnState.IDLE and data:
-            self.goto(conn, ConnState.READ_HEAD)
-            self.set_deadline(conn, now + self.config.read_timeout)
-        conn.h1.receive_data(data)
+        h1 = conn.h1
+        h1.receive_data(data)
+        if data:
+            # The common case: one whole bodiless request came in one piece. Serve it now
+            # (no READ_HEAD deadline, no ready queue: the answer is written before the
+            # next event is looked at).
+            req = h1.take_simple_request()
+            if req is not None:
+                conn.state = ConnState.READY
+                self.serve(conn)
+                return
+            if state is ConnState.IDLE:
+                self.goto(conn, ConnState.READ_HEAD)
+                self.set_deadline(conn, now + self.config.read_timeout)
         self.process_input(conn, now)
 
     def process_input(self, conn: _Conn, now: float) -> None:
@@ -513,19 +524,20 @@ class _Worker:
         assert request is not None
         config = self.config
         body: BodyInput
-        if conn.body is not None:
-            length = conn.body.size
-            body = conn.body.finish()
+        cbody = conn.body
+        if cbody is not None:
+            length = cbody.size
+            body = cbody.finish()
             conn.body = None
         else:
             length = 0
-            body = empty_input()
+            body = _EMPTY_INPUT
         conn.nreq += 1
-        self.served += 1
+        self.served = served = self.served + 1
         if self.close_checks and (
             self.draining
             or not config.keepalive
-            or (config.max_requests and self.served >= config.max_requests)
+            or (config.max_requests and served >= config.max_requests)
             or (config.max_keepalive_reqs and conn.nreq >= config.max_keepalive_reqs)
         ):
             h1.close_after_response()
@@ -549,7 +561,8 @@ class _Worker:
             h1.abort()
         finally:
             self.in_app = None
-            body.release()
+            if body is not _EMPTY_INPUT:
+                body.release()
             if hooks is not None:
                 hooks.request_finished()
         if config.access_log:
@@ -558,11 +571,27 @@ class _Worker:
         if handlers:
             conn.cleanups.extend((h, environ) for h in handlers)
         now = time.monotonic()
-        if environ.get("starman.harakiri.commit") or (
-            config.max_requests and self.served >= config.max_requests
+        if (config.max_requests and served >= config.max_requests) or environ.get(
+            "starman.harakiri.commit"
         ):
             self.start_drain(now)
-        self.after_response(conn, now)
+        if conn.out or conn.dead or conn.cleanups or not h1.keep_alive:
+            self.after_response(conn, now)
+            return
+        # after_response() for a finished keep-alive exchange, inline.
+        h1.start_next_cycle()
+        conn.state = ConnState.IDLE
+        if conn.mask != _IN:
+            self.set_mask(conn, _IN)
+        idle = now + config.keepalive_timeout
+        if self.draining:
+            idle = min(idle, self.drain_deadline)
+        conn.deadline = idle
+        timer_at = conn.timer_at
+        if timer_at is None or idle < timer_at:
+            self.set_deadline(conn, idle)
+        if h1.pending:
+            self.process_input(conn, now)  # a pipelined request may already be complete
 
     def after_response(self, conn: _Conn, now: float) -> None:
         """The app is done: drain output, then next request, keep-alive wait or close."""
@@ -593,7 +622,8 @@ class _Worker:
         if self.draining:
             idle = min(idle, self.drain_deadline)
         self.set_deadline(conn, idle)
-        self.process_input(conn, now)  # a pipelined request may already be complete
+        if h1.pending:
+            self.process_input(conn, now)  # a pipelined request may already be complete
 
     def run_cleanups(self, conn: _Conn) -> None:
         cleanups, conn.cleanups = conn.cleanups, []

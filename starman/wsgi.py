@@ -344,6 +344,12 @@ _HeaderInfo = tuple[int, Any]
 _header_cache: dict[tuple[str, str], _HeaderInfo] = {}
 _HEADER_CACHE_SIZE = 1024
 _HEADER_CACHE_MAX_LEN = 200
+# A whole header list seen before (as a tuple) -> (fields, Content-Length, has Date): apps
+# mostly answer with one of a few lists, so one lookup replaces the per-header loop.
+_Fields = tuple[bytes, Optional[int], bool]
+_list_cache: dict[tuple[Any, ...], _Fields] = {}
+_LIST_CACHE_SIZE = 256
+_LIST_CACHE_MAX_ITEMS = 8
 
 
 def _check_header(item: object) -> _HeaderInfo:
@@ -378,6 +384,31 @@ def _check_header(item: object) -> _HeaderInfo:
             _header_cache.clear()
         _header_cache[item] = info
     return info
+
+
+def _encode_headers(headers: list[tuple[str, str]]) -> _Fields:
+    """Check the app's header list; its encoded fields, Content-Length and Date presence."""
+    lines: list[bytes] = []
+    content_length: int | None = None
+    has_date = False
+    cache = _header_cache
+    for item in headers:
+        info = None
+        if type(item) is tuple and len(item) == 2:
+            name, value = item
+            if type(name) is str and type(value) is str:
+                info = cache.get(item)
+        if info is None:
+            info = _check_header(item)
+        kind, data = info
+        if kind == _FIELD:
+            lines.append(data)
+        elif kind == _LENGTH:
+            content_length = data
+        elif kind == _DATE:
+            has_date = True
+            lines.append(data)
+    return b"".join(lines), content_length, has_date
 
 
 def _parse_status(status: object) -> tuple[int, bytes]:
@@ -447,31 +478,20 @@ class _Response:
         code, line = _parse_status(status)
         if type(headers) is not list:
             raise WSGIError("response headers must be a list")
-        lines: list[bytes] = []
-        content_length: int | None = None
-        has_date = False
-        cache = _header_cache
-        for item in headers:
-            info = None
-            if type(item) is tuple and len(item) == 2:
-                name, value = item
-                if type(name) is str and type(value) is str:
-                    info = cache.get(item)
-            if info is None:
-                info = _check_header(item)
-            kind, data = info
-            if kind == _FIELD:
-                lines.append(data)
-            elif kind == _LENGTH:
-                content_length = data
-            elif kind == _DATE:
-                has_date = True
-                lines.append(data)
+        key = tuple(headers)
+        try:
+            known = _list_cache.get(key)
+        except TypeError:  # an unhashable item: _encode_headers says what is wrong
+            known = None
+        if known is None:
+            known = _encode_headers(headers)
+            if len(key) <= _LIST_CACHE_MAX_ITEMS:
+                if len(_list_cache) >= _LIST_CACHE_SIZE:
+                    _list_cache.clear()
+                _list_cache[key] = known
         self.code = code
         self.line = line
-        self.fields = b"".join(lines)
-        self.content_length = content_length
-        self.has_date = has_date
+        self.fields, self.content_length, self.has_date = known
         return self.write
 
     def _head(self) -> bytes:
@@ -610,6 +630,28 @@ def call_app(
     rtype = type(result)
     if rtype is list or rtype is tuple:  # the common case: no close() to call
         try:
+            if (
+                len(result) == 1  # type: ignore[arg-type]  # checked: list or tuple
+                and resp.code
+                and not resp.headers_sent
+                and type(body := result[0]) is bytes  # type: ignore[index]  # checked: list or tuple
+            ):
+                # One bytes item: head + body in one write when Content-Length framing
+                # applies as is (h1.send_complete), else the general path below.
+                if environ.get("starman.harakiri.commit"):
+                    conn.close_after_response()
+                head = conn.send_complete(
+                    resp.code,
+                    resp.line,
+                    resp.fields,
+                    resp.content_length,
+                    resp.has_date,
+                    len(body),
+                )
+                if head is not None:
+                    resp.headers_sent = True
+                    transport.write([head, body] if body else [head], True)
+                    return
             _send_all(resp, result)  # type: ignore[arg-type]  # checked: list or tuple
         except ClientDisconnected:
             conn.abort()
