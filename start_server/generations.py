@@ -18,16 +18,20 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Union
 
 from start_server.proc import ExitStatus
+from start_server.record import Record
 
+# typing costs ~0.6 MB RSS in the long-lived supervisor; the annotations need it only
+# for mypy (``from __future__ import annotations`` keeps them unevaluated).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Union
+
+# Action and Event, the unions of the classes below, exist for mypy only.
 __all__ = [
-    "Action",
     "ChildExited",
     "Child",
-    "Event",
     "Exit",
     "Log",
     "NotifyUp",
@@ -65,19 +69,42 @@ FAILED_KILL_AFTER = 10.0
 # --------------------------------------------------------------------------- values
 
 
-@dataclass(frozen=True)
-class Params:
+class Params(Record):
     """The knobs of the policy. The supervisor may replace them (envdir reload)."""
 
-    interval: float = 1.0
-    kill_old_delay: float | None = None  # None: 5 with auto-restart, else 0 (Perl)
-    signal_on_hup: signal.Signals = signal.SIGTERM
-    signal_on_term: signal.Signals = signal.SIGTERM
-    auto_restart: bool = False
-    auto_restart_interval: float = 360.0
-    wait_ready: bool = False  # --wait-ready: READY=1 decides, not --interval
-    ready_timeout: float = 30.0
-    notify_upstream: bool = False  # start_server runs under systemd (NOTIFY_SOCKET)
+    __slots__ = (
+        "interval",
+        "kill_old_delay",
+        "signal_on_hup",
+        "signal_on_term",
+        "auto_restart",
+        "auto_restart_interval",
+        "wait_ready",
+        "ready_timeout",
+        "notify_upstream",
+    )
+
+    def __init__(
+        self,
+        interval: float = 1.0,
+        kill_old_delay: float | None = None,  # None: 5 with auto-restart, else 0 (Perl)
+        signal_on_hup: signal.Signals = signal.SIGTERM,
+        signal_on_term: signal.Signals = signal.SIGTERM,
+        auto_restart: bool = False,
+        auto_restart_interval: float = 360.0,
+        wait_ready: bool = False,  # --wait-ready: READY=1 decides, not --interval
+        ready_timeout: float = 30.0,
+        notify_upstream: bool = False,  # start_server runs under systemd (NOTIFY_SOCKET)
+    ) -> None:
+        self.interval = interval
+        self.kill_old_delay = kill_old_delay
+        self.signal_on_hup = signal_on_hup
+        self.signal_on_term = signal_on_term
+        self.auto_restart = auto_restart
+        self.auto_restart_interval = auto_restart_interval
+        self.wait_ready = wait_ready
+        self.ready_timeout = ready_timeout
+        self.notify_upstream = notify_upstream
 
     @property
     def effective_kill_old_delay(self) -> float:
@@ -87,159 +114,220 @@ class Params:
         return AUTO_RESTART_KILL_OLD_DELAY if self.auto_restart else 0.0
 
 
-@dataclass
-class Child:
+class Child(Record):
     """One spawned generation."""
 
-    pid: int
-    generation: int
-    spawned_at: float
-    exited: ExitStatus | None = None
+    __slots__ = ("pid", "generation", "spawned_at", "exited")
+
+    def __init__(
+        self,
+        pid: int,
+        generation: int,
+        spawned_at: float,
+        exited: ExitStatus | None = None,
+    ) -> None:
+        self.pid = pid
+        self.generation = generation
+        self.spawned_at = spawned_at
+        self.exited = exited
 
 
-@dataclass
-class State:
+class State(Record):
     """Everything the policy knows. Mutated only by ``on_event``."""
 
-    params: Params = field(default_factory=Params)
-    generation: int = 0
-    current: Child | None = None
-    starting: Child | None = None  # spawned, waiting out --interval
-    start_deadline: float | None = None
-    restarting: bool = False  # the start in progress replaces a generation (HUP/auto)
-    spawning: int | None = None  # generation of a Spawn awaiting Spawned/SpawnFailed
-    spawn_at: float | None = None  # an automatic respawn waiting for RESPAWN_FLOOR
-    last_spawn_at: float | None = None
-    old: dict[int, int] = field(default_factory=dict)  # pid -> generation
-    kill_at: float | None = None  # kill-old-delay running
-    pending_hups: int = 0
-    last_restart: float | None = None  # when the current generation became current
-    previous: Child | None = None  # --wait-ready: what a rollback makes current again
-    failed: dict[int, tuple[int, float]] = field(
-        default_factory=dict
-    )  # pid -> (gen, kill at)
-    stopping: bool = False
-    exited: bool = False
+    __slots__ = (
+        "params",
+        "generation",
+        "current",
+        "starting",
+        "start_deadline",
+        "restarting",
+        "spawning",
+        "spawn_at",
+        "last_spawn_at",
+        "old",
+        "kill_at",
+        "pending_hups",
+        "last_restart",
+        "previous",
+        "failed",
+        "stopping",
+        "exited",
+    )
+
+    def __init__(self, params: Params | None = None) -> None:
+        self.params = Params() if params is None else params
+        self.generation = 0
+        self.current: Child | None = None
+        self.starting: Child | None = None  # spawned, waiting out --interval
+        self.start_deadline: float | None = None
+        # The start in progress replaces a generation (HUP/auto).
+        self.restarting = False
+        # Generation of a Spawn awaiting Spawned/SpawnFailed.
+        self.spawning: int | None = None
+        # An automatic respawn waiting for RESPAWN_FLOOR.
+        self.spawn_at: float | None = None
+        self.last_spawn_at: float | None = None
+        self.old: dict[int, int] = {}  # pid -> generation
+        self.kill_at: float | None = None  # kill-old-delay running
+        self.pending_hups = 0
+        # When the current generation became current.
+        self.last_restart: float | None = None
+        # --wait-ready: what a rollback makes current again.
+        self.previous: Child | None = None
+        self.failed: dict[int, tuple[int, float]] = {}  # pid -> (gen, kill at)
+        self.stopping = False
+        self.exited = False
 
 
 # --------------------------------------------------------------------------- events
 
 
-@dataclass(frozen=True)
-class Start:
+class Start(Record):
     """start_server is set up: spawn the first generation."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class Spawned:
+
+class Spawned(Record):
     """The Spawn action produced a running child."""
 
-    pid: int
+    __slots__ = ("pid",)
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
 
 
-@dataclass(frozen=True)
-class SpawnFailed:
+class SpawnFailed(Record):
     """The Spawn action's child could not chdir/exec (it is already reaped)."""
 
-    status: ExitStatus
-    message: str
+    __slots__ = ("status", "message")
+
+    def __init__(self, status: ExitStatus, message: str) -> None:
+        self.status = status
+        self.message = message
 
 
-@dataclass(frozen=True)
-class ChildExited:
+class ChildExited(Record):
     """A child was reaped."""
 
-    status: ExitStatus
+    __slots__ = ("status",)
+
+    def __init__(self, status: ExitStatus) -> None:
+        self.status = status
 
 
-@dataclass(frozen=True)
-class Signalled:
+class Signalled(Record):
     """start_server received a signal."""
 
-    signal: signal.Signals
+    __slots__ = ("signal",)
+
+    def __init__(self, signal: signal.Signals) -> None:
+        self.signal = signal
 
 
-@dataclass(frozen=True)
-class Tick:
+class Tick(Record):
     """Time passed (a deadline may be due)."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class ReadyReceived:
+
+class ReadyReceived(Record):
     """Generation ``generation`` sent READY=1 to its notify socket (--wait-ready)."""
 
-    generation: int
+    __slots__ = ("generation",)
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
 
 
-Event = Union[Start, Spawned, SpawnFailed, ChildExited, Signalled, Tick, ReadyReceived]
+if TYPE_CHECKING:
+    Event = Union[
+        Start, Spawned, SpawnFailed, ChildExited, Signalled, Tick, ReadyReceived
+    ]
 
 
 # --------------------------------------------------------------------------- actions
 
 
-@dataclass(frozen=True)
-class Spawn:
+class Spawn(Record):
     """Fork and exec the command as this generation, then report Spawned/SpawnFailed."""
 
-    generation: int
+    __slots__ = ("generation",)
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
 
 
-@dataclass(frozen=True)
-class Signal:
+class Signal(Record):
     """Send ``signal`` to each pid."""
 
-    signal: signal.Signals
-    pids: tuple[int, ...]
+    __slots__ = ("signal", "pids")
+
+    def __init__(self, signal: signal.Signals, pids: tuple[int, ...]) -> None:
+        self.signal = signal
+        self.pids = pids
 
 
-@dataclass(frozen=True)
-class WriteStatus:
+class WriteStatus(Record):
     """Replace the status file with these ``(generation, pid)`` lines, in this order."""
 
-    entries: tuple[tuple[int, int], ...]
+    __slots__ = ("entries",)
+
+    def __init__(self, entries: tuple[tuple[int, int], ...]) -> None:
+        self.entries = entries
 
     def render(self) -> str:
         """The file's text: ``GEN:PID`` lines."""
         return "".join(f"{gen}:{pid}\n" for gen, pid in self.entries)
 
 
-@dataclass(frozen=True)
-class Log:
+class Log(Record):
     """One line for stderr (``warning`` for unexpected deaths and failed starts)."""
 
-    text: str
-    warning: bool = False
+    __slots__ = ("text", "warning")
+
+    def __init__(self, text: str, warning: bool = False) -> None:
+        self.text = text
+        self.warning = warning
 
 
-@dataclass(frozen=True)
-class Exit:
+class Exit(Record):
     """Every child is gone after a stop, or the first spawn could not exec."""
 
-    code: int
-    error: str | None = None
+    __slots__ = ("code", "error")
+
+    def __init__(self, code: int, error: str | None = None) -> None:
+        self.code = code
+        self.error = error
 
 
-@dataclass(frozen=True)
-class RecordFailure:
+class RecordFailure(Record):
     """A new generation was rolled back: record why, for ``start_server --restart``."""
 
-    generation: int
-    pid: int
-    reason: str
+    __slots__ = ("generation", "pid", "reason")
+
+    def __init__(self, generation: int, pid: int, reason: str) -> None:
+        self.generation = generation
+        self.pid = pid
+        self.reason = reason
 
     def render(self) -> str:
         """The sidecar file's text: ``GEN:PID REASON``."""
         return f"{self.generation}:{self.pid} {self.reason}\n"
 
 
-@dataclass(frozen=True)
-class NotifyUp:
+class NotifyUp(Record):
     """An sd_notify message for start_server's own supervisor (``READY=1``, ...)."""
 
-    message: str
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
 
 
-Action = Union[Spawn, Signal, WriteStatus, Log, Exit, RecordFailure, NotifyUp]
+if TYPE_CHECKING:
+    Action = Union[Spawn, Signal, WriteStatus, Log, Exit, RecordFailure, NotifyUp]
 
 
 # --------------------------------------------------------------------------- helpers

@@ -7,18 +7,18 @@ Pure: no I/O except reading the TOML file named by ``--config``. Used by
 from __future__ import annotations
 
 import argparse
-import difflib
 import re
 import signal
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, NoReturn
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on old Pythons only
-    import tomli as tomllib
+from start_server.record import Record
+
+# typing is for mypy only: start_server's long-lived supervisor parses its command line
+# with this module and keeps what it imports (typing ~0.6 MB RSS).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 __all__ = [
     "ConfigError",
@@ -165,8 +165,7 @@ def to_log_level(text: str) -> str:
 # --------------------------------------------------------------------------- the row
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(Record):
     """One row of a program's option table: everything about one option, said once.
 
     ``name`` is the Settings field and TOML key; the flag is ``--`` + name with ``_`` as
@@ -176,19 +175,51 @@ class Option:
     rows (``--restart``, ``--help``...) are not accepted in a TOML file.
     """
 
-    name: str
-    convert: Callable[[str], Any]
-    default: Any
-    help: str
-    metavar: str | None = None
-    flag: bool = False
-    negatable: bool = False
-    repeat: bool = False
-    env: str | None = None
-    short: tuple[str, ...] = ()
-    aliases: tuple[str, ...] = ()
-    cli_only: bool = False
-    doc_default: str | None = None
+    __slots__ = (
+        "name",
+        "convert",
+        "default",
+        "help",
+        "metavar",
+        "flag",
+        "negatable",
+        "repeat",
+        "env",
+        "short",
+        "aliases",
+        "cli_only",
+        "doc_default",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        convert: Callable[[str], Any],
+        default: Any,
+        help: str,
+        metavar: str | None = None,
+        flag: bool = False,
+        negatable: bool = False,
+        repeat: bool = False,
+        env: str | None = None,
+        short: tuple[str, ...] = (),
+        aliases: tuple[str, ...] = (),
+        cli_only: bool = False,
+        doc_default: str | None = None,
+    ) -> None:
+        self.name = name
+        self.convert = convert
+        self.default = default
+        self.help = help
+        self.metavar = metavar
+        self.flag = flag
+        self.negatable = negatable
+        self.repeat = repeat
+        self.env = env
+        self.short = short
+        self.aliases = aliases
+        self.cli_only = cli_only
+        self.doc_default = doc_default
 
     @property
     def default_text(self) -> str:
@@ -257,6 +288,8 @@ class _Parser(argparse.ArgumentParser):
         m = re.search(r"unrecognized arguments: (\S+)", message)
         if m:
             word = m.group(1).split("=", 1)[0]
+            import difflib  # only for this error: it stays out of start_server's RSS
+
             close = difflib.get_close_matches(word, self._known, n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise UsageError(f"unknown option {word!r}{hint}")
@@ -413,6 +446,15 @@ def load_toml_table(path: str, table: str, options: Sequence[Option]) -> dict[st
     Keys are the long option names, with ``-`` or ``_``. Other tables are ignored, so one
     file can hold ``[start_server]`` and ``[starman]``.
     """
+    # Imported here, not at the top: only --config needs them, and start_server's
+    # long-lived supervisor keeps whatever it imports (tomllib ~0.4 MB RSS).
+    import difflib
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on old Pythons only
+        import tomli as tomllib
+
     try:
         with open(path, "rb") as f:
             doc = tomllib.load(f)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+from start_server.record import Record
 
 __all__ = [
     "ENV_GENERATION",
@@ -65,8 +66,7 @@ class Transport(enum.Enum):
     UNIX = "unix"
 
 
-@dataclass(frozen=True)
-class PortSpec:
+class PortSpec(Record):
     """One ``--port`` or ``--path`` argument, parsed.
 
     ``key`` is the name the child sees in SERVER_STARTER_PORT, exactly as Perl builds it
@@ -75,12 +75,23 @@ class PortSpec:
     ``fd`` is the fixed descriptor number of the ``=FD`` form.
     """
 
-    key: str
-    transport: Transport
-    host: str | None = None
-    port: int | None = None
-    path: str | None = None
-    fd: int | None = None
+    __slots__ = ("key", "transport", "host", "port", "path", "fd")
+
+    def __init__(
+        self,
+        key: str,
+        transport: Transport,
+        host: str | None = None,
+        port: int | None = None,
+        path: str | None = None,
+        fd: int | None = None,
+    ) -> None:
+        self.key = key
+        self.transport = transport
+        self.host = host
+        self.port = port
+        self.path = path
+        self.fd = fd
 
     @property
     def ipv6(self) -> bool:

@@ -6,11 +6,13 @@ files atomically, hold a flocked pid file. Raises; never prints.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import signal
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+
+from start_server.record import Record
 
 __all__ = [
     "ExecError",
@@ -27,15 +29,24 @@ __all__ = [
 EXEC_FAILED = 255
 
 
-@dataclass(frozen=True)
-class ExitStatus:
+class ExitStatus(Record):
     """How one child ended: the raw wait status and its decoded parts."""
 
-    pid: int
-    status: int
-    code: int | None
-    signal: signal.Signals | int | None
-    core_dumped: bool = False
+    __slots__ = ("pid", "status", "code", "signal", "core_dumped")
+
+    def __init__(
+        self,
+        pid: int,
+        status: int,
+        code: int | None,
+        signal: signal.Signals | int | None,
+        core_dumped: bool = False,
+    ) -> None:
+        self.pid = pid
+        self.status = status
+        self.code = code
+        self.signal = signal
+        self.core_dumped = core_dumped
 
     @classmethod
     def from_wait(cls, pid: int, status: int) -> ExitStatus:
@@ -249,8 +260,21 @@ class PidFile:
             raise PidFileError(
                 f"cannot lock pid file {self.path!r}: {exc.strerror}"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            data = f"{os.getpid()}\n".encode()
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as exc:
+            # A full disk must not leave an empty or half-written pid file behind.
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+            os.close(fd)
+            raise PidFileError(
+                f"cannot write pid file {self.path!r}: {exc.strerror or exc}"
+            ) from None
         self._fd = fd
 
     def release(self) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import signal
+from typing import TYPE_CHECKING
 
 from start_server.generations import (
-    Action,
     ChildExited,
     Exit,
     Log,
@@ -23,6 +23,9 @@ from start_server.generations import (
     on_event,
 )
 from start_server.proc import ExitStatus
+
+if TYPE_CHECKING:  # Action is a type alias for mypy only
+    from start_server.generations import Action
 
 TERM = signal.SIGTERM
 
@@ -209,6 +212,7 @@ def test_status_file_sorts_generations_as_strings_like_perl() -> None:
     on_event(state, Spawned(200), 5.0)
     actions = on_event(state, Tick(), 6.0)
     assert actions[0] == WriteStatus(((1, 100), (10, 200)))
+    assert isinstance(actions[0], WriteStatus)
     assert actions[0].render() == "1:100\n10:200\n"
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import signal
+from typing import TYPE_CHECKING
 
 from start_server.generations import (
     FAILED_KILL_AFTER,
-    Action,
     ChildExited,
     Exit,
     Log,
@@ -27,6 +27,9 @@ from start_server.generations import (
     on_event,
 )
 from start_server.proc import ExitStatus
+
+if TYPE_CHECKING:  # Action is a type alias for mypy only
+    from start_server.generations import Action
 
 TERM = signal.SIGTERM
 
