@@ -228,9 +228,13 @@ class ServerConnection:
         self._head_bytes = 0
         self._in_head = False
         self._in_trailers = False
-        self._hosts: list[bytes] = []
-        self._cls: list[bytes] = []
-        self._tes: list[bytes] = []
+        # Framing fields: the first value of each and how many times it came.
+        self._host = b""
+        self._nhost = 0
+        self._cl = b""
+        self._ncl = 0
+        self._te = b""
+        self._nte = 0
         self._connection: bytes | None = None
         self._expect: bytes | None = None
         self._body_total = 0
@@ -256,17 +260,21 @@ class ServerConnection:
             if self._err is None:
                 self._events.append(ConnectionClosed())
             return
-        if self._eof:
-            return
-        if self._probe is not None:
-            self._decide_method(self._probe + data, eof=False)
-            return
-        if self._dead:
+        if self._dead or self._eof:  # (a pending method probe implies _dead)
+            if self._eof:
+                return
+            if self._probe is not None:
+                self._decide_method(self._probe + data, eof=False)
+                return
             if self._upgrade_left and self._err is None:
                 self._upgrade_body(data)
             return
-        if not self._url and len(self._prefix) < _METHOD_PROBE_MAX:
-            self._prefix += data[:_METHOD_PROBE_MAX]
+        if not self._url:
+            prefix = self._prefix
+            if not prefix:
+                self._prefix = data[:_METHOD_PROBE_MAX]
+            elif len(prefix) < _METHOD_PROBE_MAX:
+                self._prefix = prefix + data[:_METHOD_PROBE_MAX]
         self._feed_body = 0
         self._began_here = False
         self._completed_in_feed = False
@@ -299,7 +307,7 @@ class ServerConnection:
                 self._fail("request head too large", 431)
 
     def _llhttp_status(self, msg: str) -> int:
-        if "Transfer-Encoding" in msg and "header value" in msg and not self._tes:
+        if "Transfer-Encoding" in msg and "header value" in msg and not self._nte:
             # One TE line whose value llhttp refuses while parsing it ("chunked, gzip"):
             # an unsupported coding, not a syntax error. Two TE lines stay 400.
             return 501
@@ -327,7 +335,19 @@ class ServerConnection:
 
     # httptools callbacks: record only (Rule 2).
     def on_message_begin(self) -> None:
-        self._reset_message()
+        # _reset_message(), inline (once per request).
+        self._url = b""
+        self._headers = []
+        self._head_bytes = 0
+        self._in_trailers = False
+        self._nhost = self._ncl = self._nte = 0
+        self._connection = None
+        self._expect = None
+        self._body_total = 0
+        self._body_seen = False
+        self._chunked = False
+        self._upgrade = False
+        self._cur_cl = None
         self._msg_open = True
         self._in_head = True
         self._began_here = True
@@ -342,33 +362,35 @@ class ServerConnection:
             self._fail("request line too long", 414)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._err is not None:
-            return
         size = len(name) + len(value)
         head_bytes = self._head_bytes + size + 4
         self._head_bytes = head_bytes
-        if head_bytes > MAX_HEAD_BYTES:
-            self._fail("request head too large", 431)
-            return
-        if self._in_trailers:
-            return  # trailers count toward the head budget, then are discarded
         headers = self._headers
-        if len(headers) >= self._limit_fields:
-            self._fail("too many header fields", 431)
-            return
-        if size > self._limit_field_size:
-            self._fail("header field too long", 431)
+        if (
+            self._err is not None
+            or self._in_trailers
+            or head_bytes > MAX_HEAD_BYTES
+            or size > self._limit_field_size
+            or len(headers) >= self._limit_fields
+        ):
+            self._header_checks(size, head_bytes)
             return
         lname = name.lower()
         value = value.rstrip(b" \t")
         headers.append((lname, value))
         if lname in _WATCHED:
             if lname == b"host":
-                self._hosts.append(value)
+                if not self._nhost:
+                    self._host = value
+                self._nhost += 1
             elif lname == b"content-length":
-                self._cls.append(value)
+                if not self._ncl:
+                    self._cl = value
+                self._ncl += 1
             elif lname == b"transfer-encoding":
-                self._tes.append(value)
+                if not self._nte:
+                    self._te = value
+                self._nte += 1
             elif lname == b"connection":
                 self._connection = (
                     value
@@ -379,6 +401,20 @@ class ServerConnection:
                 self._expect = (
                     value if self._expect is None else self._expect + b"," + value
                 )
+
+    def _header_checks(self, size: int, head_bytes: int) -> None:
+        """on_header's rare cases, in order: an earlier error, the head budget, a
+        trailer (counted, then dropped), too many fields, a field too long."""
+        if self._err is not None:
+            return
+        if head_bytes > MAX_HEAD_BYTES:
+            self._fail("request head too large", 431)
+        elif self._in_trailers:
+            pass  # trailers count toward the head budget, then are discarded
+        elif len(self._headers) >= self._limit_fields:
+            self._fail("too many header fields", 431)
+        elif size > self._limit_field_size:
+            self._fail("header field too long", 431)
 
     def on_headers_complete(self) -> None:
         if self._err is not None:
@@ -419,12 +455,12 @@ class ServerConnection:
         elif url[:7].lower() != b"http://" and url[:8].lower() != b"https://":
             self._fail("invalid request target", 400)
             return
-        hosts = self._hosts
-        if len(hosts) > 1 or (version == b"1.1" and not hosts):
+        nhost = self._nhost
+        if nhost > 1 or (version == b"1.1" and not nhost):
             self._fail("missing or repeated Host", 400)
             return
-        if hosts:
-            host = hosts[0]
+        if nhost:
+            host = self._host
             if host not in _good_hosts:
                 if _HOST.fullmatch(host) is None:
                     self._fail("invalid Host", 400)
@@ -434,24 +470,22 @@ class ServerConnection:
                 _good_hosts.add(host)
         content_length: int | None = None
         chunked = False
-        if self._tes:
-            if len(self._tes) > 1 or version == b"1.0" or self._cls:
+        if self._nte:
+            if self._nte > 1 or version == b"1.0" or self._ncl:
                 self._fail("invalid Transfer-Encoding framing", 400)
                 return
             codings = [
-                c
-                for c in (p.strip(b" \t").lower() for p in self._tes[0].split(b","))
-                if c
+                c for c in (p.strip(b" \t").lower() for p in self._te.split(b",")) if c
             ]
             if codings != [b"chunked"]:
                 self._fail("unsupported Transfer-Encoding", 501)
                 return
             chunked = True
-        elif self._cls:
-            if len(self._cls) > 1:
+        elif self._ncl:
+            if self._ncl > 1:
                 self._fail("repeated Content-Length", 400)
                 return
-            raw = self._cls[0].strip(b" \t")
+            raw = self._cl.strip(b" \t")
             if _DIGITS.fullmatch(raw) is None:
                 self._fail("invalid Content-Length", 400)
                 return

@@ -475,7 +475,10 @@ class _Response:
                 exc_info = None
         elif self.code:
             raise WSGIError("start_response() called a second time without exc_info")
-        code, line = _parse_status(status)
+        try:
+            code, line = _status_cache[status]
+        except (KeyError, TypeError):
+            code, line = _parse_status(status)
         if type(headers) is not list:
             raise WSGIError("response headers must be a list")
         key = tuple(headers)
