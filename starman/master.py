@@ -583,23 +583,31 @@ class Master:
             gc.freeze()
         sys.stdout.flush()
         sys.stderr.flush()
+        # Block the handled signals across fork: one sent to the new worker before it
+        # drops the master's handlers would otherwise be written to the master's wakeup
+        # fd and lost for the worker (a TERM then waited out the graceful timeout).
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
         try:
             pid = os.fork()
         except OSError as exc:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             return pool.SpawnFailed(action.slot, str(exc))
         if pid == 0:
-            self._child(action.slot, action.generation)
+            self._child(action.slot, action.generation, mask)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         return pool.Spawned(action.slot, pid)
 
     # ---------------------------------------------------------------- the worker side
 
-    def _child(self, slot: int, generation: int) -> NoReturn:
+    def _child(self, slot: int, generation: int, mask: set[int]) -> NoReturn:
         """In the forked worker: never returns into the master's loop."""
         status = pool.WORKER_BOOT_ERROR
         try:
             assert self.waker is not None and self.selector is not None
             assert self.board is not None
             self.waker.reset_in_child()
+            # Default dispositions now: a TERM sent while booting ends the worker.
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             self.selector.close()
             os.close(self.ready_r)
             signal.signal(signal.SIGPIPE, signal.SIG_IGN)
