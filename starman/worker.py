@@ -7,8 +7,6 @@ is called synchronously, one READY request at a time (spec §6.3). Graceful drai
 from __future__ import annotations
 
 import enum
-import heapq
-import itertools
 import logging
 import os
 import select
@@ -119,6 +117,7 @@ TRANSITIONS: dict[ConnState, frozenset[ConnState]] = {
     _S.CLOSED: frozenset(),
 }
 
+_NEVER = float("inf")
 _IN = select.EPOLLIN
 _OUT = select.EPOLLOUT
 _EMPTY_INPUT = empty_input()  # shared and stateless: never released
@@ -165,7 +164,6 @@ class _Conn:
         "out",
         "out_size",
         "deadline",
-        "timer_at",
         "body",
         "nreq",
         "dead",
@@ -193,8 +191,7 @@ class _Conn:
         self.env = env
         self.out: deque[bytes | memoryview | _FileRange] = deque()
         self.out_size = 0
-        self.deadline = 0.0
-        self.timer_at: float | None = None
+        self.deadline = _NEVER
         self.body: BodyBuffer | None = None
         self.nreq = 0
         self.dead = False
@@ -329,8 +326,11 @@ class _Worker:
         self.epoll = select.epoll()
         self.conns: dict[int, _Conn] = {}
         self.ready: deque[_Conn] = deque()
-        self.timers: list[tuple[float, int, _Conn]] = []
-        self.seq = itertools.count()
+        # Deadlines live on the connections; the loop sweeps them when the earliest is due
+        # (``next_sweep`` only moves forward in a sweep). No timer heap: a closed
+        # connection is not kept alive by a pending timer (close mode would hold
+        # thousands until their read timeout), and setting a deadline is one compare.
+        self.next_sweep = _NEVER
         self.date = _DateCache()
         self.server_env = server_environ(
             script_name=config.script_name,
@@ -426,9 +426,8 @@ class _Worker:
 
     def set_deadline(self, conn: _Conn, deadline: float) -> None:
         conn.deadline = deadline
-        if conn.timer_at is None or deadline < conn.timer_at:
-            conn.timer_at = deadline
-            heapq.heappush(self.timers, (deadline, next(self.seq), conn))
+        if deadline < self.next_sweep:
+            self.next_sweep = deadline
 
     # ------------------------------------------------------------------- read
     def on_readable(self, conn: _Conn, now: float) -> None:
@@ -587,9 +586,8 @@ class _Worker:
         if self.draining:
             idle = min(idle, self.drain_deadline)
         conn.deadline = idle
-        timer_at = conn.timer_at
-        if timer_at is None or idle < timer_at:
-            self.set_deadline(conn, idle)
+        if idle < self.next_sweep:
+            self.next_sweep = idle
         if h1.pending:
             self.process_input(conn, now)  # a pipelined request may already be complete
 
@@ -709,16 +707,15 @@ class _Worker:
 
     # ----------------------------------------------------------------- timers
     def expire(self, now: float) -> None:
-        timers = self.timers
-        while timers and timers[0][0] <= now:
-            at, _, conn = heapq.heappop(timers)
-            if conn.state is ConnState.CLOSED or conn.timer_at != at:
-                continue
-            conn.timer_at = None
-            if conn.deadline > now:
-                self.set_deadline(conn, conn.deadline)
-                continue
-            self.timeout(conn, now)
+        """Time out every connection whose deadline passed; find the next one due."""
+        self.next_sweep = _NEVER
+        for conn in list(self.conns.values()):
+            deadline = conn.deadline
+            if deadline <= now:
+                if conn.state is not ConnState.CLOSED:
+                    self.timeout(conn, now)  # may set a new deadline (linger)
+            elif deadline < self.next_sweep:
+                self.next_sweep = deadline
 
     def timeout(self, conn: _Conn, now: float) -> None:
         state = conn.state
@@ -734,9 +731,7 @@ class _Worker:
     def next_timeout(self, now: float) -> float:
         if self.ready:
             return 0.0
-        timeout = 3600.0
-        if self.timers:
-            timeout = self.timers[0][0] - now
+        timeout = min(3600.0, self.next_sweep - now)
         if self.config.parent_pid is not None:
             timeout = min(timeout, PARENT_CHECK_INTERVAL)
         if self.draining:
@@ -820,7 +815,6 @@ class _Worker:
         next_parent_check = time.monotonic() + PARENT_CHECK_INTERVAL
         epoll_poll = self.epoll.poll
         monotonic = time.monotonic
-        timers = self.timers
         ready = self.ready
         now = monotonic()
         while True:
@@ -856,7 +850,7 @@ class _Worker:
                         log.exception("internal error; closing the connection")
                         self.close(conn)
                 now = monotonic()
-            if timers and timers[0][0] <= now:
+            if now >= self.next_sweep:
                 self.expire(now)
             if not self.draining:
                 if self.accepting and len(conns) >= config.max_connections:
