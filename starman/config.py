@@ -23,6 +23,7 @@ from start_server.options import (
     to_log_level,
     to_nonneg_float,
     to_nonneg_int,
+    to_octal,
     to_positive_int,
     to_size,
     to_str,
@@ -308,6 +309,13 @@ OPTIONS: tuple[Option, ...] = (
         "backlog", to_positive_int, 1024, "listen(2) backlog for sockets starman binds"
     ),
     Option(
+        "socket_mode",
+        to_octal,
+        None,
+        "permissions of UNIX sockets starman binds, e.g. 660 (default: from the umask)",
+        metavar="OCTAL",
+    ),
+    Option(
         "reuse_port",
         to_str,
         False,
@@ -333,7 +341,7 @@ OPTIONS: tuple[Option, ...] = (
         "ssl",
         to_str,
         False,
-        "TLS on every TCP listener (not supported yet)",
+        "TLS on every TCP listener (--enable-ssl; :ssl in --listen enables one)",
         flag=True,
         negatable=True,
     ),
@@ -341,10 +349,16 @@ OPTIONS: tuple[Option, ...] = (
         "ssl_cert",
         to_str,
         None,
-        "TLS certificate file (not supported yet)",
+        "TLS certificate chain file (PEM), needed for TLS",
         metavar="FILE",
     ),
-    Option("ssl_key", to_str, None, "TLS key file (not supported yet)", metavar="FILE"),
+    Option(
+        "ssl_key",
+        to_str,
+        None,
+        "TLS private key file (PEM; default: in --ssl-cert)",
+        metavar="FILE",
+    ),
     # -- the process pool
     Option("workers", to_positive_int, 5, "number of worker processes"),
     Option(
@@ -598,6 +612,7 @@ class Settings:
     port: int | None = None
     socket: str | None = None
     backlog: int = 1024
+    socket_mode: int | None = None
     reuse_port: bool = False
     defer_accept: float = 0.0
     server: str = "Starman"

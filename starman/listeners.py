@@ -46,7 +46,7 @@ class Listener:
 def _bind(spec: ListenSpec, settings: Settings) -> Listener:
     if spec.path is not None:
         try:
-            sock = bind_unix(spec.path, settings.backlog)
+            sock = bind_unix(spec.path, settings.backlog, mode=settings.socket_mode)
         except OSError as exc:
             raise ListenerError(
                 f"failed to bind to unix:{spec.path}: {exc.strerror or exc}"
