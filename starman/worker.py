@@ -694,6 +694,7 @@ class _Worker:
         if conn.state is ConnState.CLOSED:
             return
         conn.state = ConnState.CLOSED
+        conn.h1.release()
         conn.drop_output()
         if conn.body is not None:
             conn.body.discard()

@@ -622,75 +622,84 @@ def call_app(
     environ["wsgi.early_hints"] = resp.early_hints
     environ["starman.cleanup.handlers"] = []
     try:
-        result = app(environ, resp.start_response)
-    except ClientDisconnected:
-        conn.abort()
-        return
-    except Exception:
-        log.exception("error in WSGI app for %s", environ.get("REQUEST_URI"))
-        _fail(resp, transport)
-        return
-    rtype = type(result)
-    if rtype is list or rtype is tuple:  # the common case: no close() to call
         try:
+            result = app(environ, resp.start_response)
+        except ClientDisconnected:
+            conn.abort()
+            return
+        except Exception:
+            log.exception("error in WSGI app for %s", environ.get("REQUEST_URI"))
+            _fail(resp, transport)
+            return
+        rtype = type(result)
+        if rtype is list or rtype is tuple:  # the common case: no close() to call
+            try:
+                if (
+                    len(result) == 1  # type: ignore[arg-type]  # checked: list or tuple
+                    and resp.code
+                    and not resp.headers_sent
+                    and type(body := result[0]) is bytes  # type: ignore[index]  # checked: list or tuple
+                ):
+                    # One bytes item: head + body in one write when Content-Length framing
+                    # applies as is (h1.send_complete), else the general path below.
+                    if environ.get("starman.harakiri.commit"):
+                        conn.close_after_response()
+                    head = conn.send_complete(
+                        resp.code,
+                        resp.line,
+                        resp.fields,
+                        resp.content_length,
+                        resp.has_date,
+                        len(body),
+                    )
+                    if head is not None:
+                        resp.headers_sent = True
+                        transport.write([head, body] if body else [head], True)
+                        return
+                _send_all(resp, result)  # type: ignore[arg-type]  # checked: list or tuple
+            except ClientDisconnected:
+                conn.abort()
+            except Exception:
+                log.exception("error in WSGI app for %s", environ.get("REQUEST_URI"))
+                _fail(resp, transport)
+            return
+        try:
+            if isinstance(result, (bytes, str)):
+                raise WSGIError("the app returned a str/bytes object, not an iterable")
             if (
-                len(result) == 1  # type: ignore[arg-type]  # checked: list or tuple
-                and resp.code
+                rtype is FileWrapper
                 and not resp.headers_sent
-                and type(body := result[0]) is bytes  # type: ignore[index]  # checked: list or tuple
+                and resp.code
+                and environ["REQUEST_METHOD"] != "HEAD"
+                and (fd := _regular_fd(result)) is not None  # type: ignore[arg-type]  # checked: FileWrapper
             ):
-                # One bytes item: head + body in one write when Content-Length framing
-                # applies as is (h1.send_complete), else the general path below.
-                if environ.get("starman.harakiri.commit"):
-                    conn.close_after_response()
-                head = conn.send_complete(
-                    resp.code,
-                    resp.line,
-                    resp.fields,
-                    resp.content_length,
-                    resp.has_date,
-                    len(body),
-                )
-                if head is not None:
-                    resp.headers_sent = True
-                    transport.write([head, body] if body else [head], True)
-                    return
-            _send_all(resp, result)  # type: ignore[arg-type]  # checked: list or tuple
+                _send_file(resp, fd, result.filelike)  # type: ignore[attr-defined]  # checked: FileWrapper
+                resp.finish()
+            else:
+                write = resp.write
+                for chunk in result:
+                    write(chunk)
+                resp.finish()
         except ClientDisconnected:
             conn.abort()
         except Exception:
             log.exception("error in WSGI app for %s", environ.get("REQUEST_URI"))
             _fail(resp, transport)
-        return
-    try:
-        if isinstance(result, (bytes, str)):
-            raise WSGIError("the app returned a str/bytes object, not an iterable")
-        if (
-            rtype is FileWrapper
-            and not resp.headers_sent
-            and resp.code
-            and environ["REQUEST_METHOD"] != "HEAD"
-            and (fd := _regular_fd(result)) is not None  # type: ignore[arg-type]  # checked: FileWrapper
-        ):
-            _send_file(resp, fd, result.filelike)  # type: ignore[attr-defined]  # checked: FileWrapper
-            resp.finish()
-        else:
-            write = resp.write
-            for chunk in result:
-                write(chunk)
-            resp.finish()
-    except ClientDisconnected:
-        conn.abort()
-    except Exception:
-        log.exception("error in WSGI app for %s", environ.get("REQUEST_URI"))
-        _fail(resp, transport)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    log.exception("error in close() of the WSGI iterable")
+
     finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            try:
-                close()
-            except Exception:
-                log.exception("error in close() of the WSGI iterable")
+        # environ holds bound methods of resp and resp held environ: break the cycle so
+        # both go at once by reference counting, not in a later gc pass (memory churn).
+        resp.environ = _NO_ENVIRON
+
+
+_NO_ENVIRON: Environ = {}  # a finished response's environ (read-only use)
 
 
 def _fail(resp: _Response, transport: Transport) -> None:
