@@ -877,6 +877,29 @@ class ServerConnection:
             self._err.__traceback__ = None  # its frames refer back to this object
         self._events.clear()
 
+    def next_cycle(self) -> bool:
+        """After a finished exchange: ``start_next_cycle()`` and True when the connection
+        may carry another request, else False (changing nothing)."""
+        req = self.request
+        if (
+            req is None
+            or not req.keep_alive
+            or self._must_close
+            or self.their_state is not State.DONE
+            or self.our_state is not State.DONE
+            or self._framing is Framing.CLOSE
+        ):
+            return False
+        self.their_state = State.IDLE
+        self.our_state = State.IDLE
+        self.request = None
+        self._framing = Framing.NONE
+        self._continue_sent = False
+        self.response_status = 0
+        self.body_bytes_sent = 0
+        self.discarded_body = False
+        return True
+
     def start_next_cycle(self) -> None:
         """After a finished keep-alive exchange, make the next pipelined request available."""
         if self.their_state is not State.DONE or self.our_state is not State.DONE:

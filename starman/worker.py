@@ -574,11 +574,10 @@ class _Worker:
             "starman.harakiri.commit"
         ):
             self.start_drain(now)
-        if conn.out or conn.dead or conn.cleanups or not h1.keep_alive:
+        if conn.out or conn.dead or conn.cleanups or not h1.next_cycle():
             self.after_response(conn, now)
             return
-        # after_response() for a finished keep-alive exchange, inline.
-        h1.start_next_cycle()
+        # after_response() for a finished keep-alive exchange, inline (h1 is IDLE again).
         conn.state = ConnState.IDLE
         if conn.mask != _IN:
             self.set_mask(conn, _IN)
