@@ -116,6 +116,37 @@ def run_worker(n: int) -> float:
     return dt
 
 
+def run_close(n: int) -> float:
+    """Seconds for ``n`` close-mode exchanges: connect, accept, one request, close."""
+    from starman.worker import WorkerConfig, _Worker
+
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(128)
+    addr = lsock.getsockname()
+    worker = _Worker([lsock], app, WorkerConfig(), None)
+    worker.register_listeners()
+    request = REQUEST.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
+    t0 = time.process_time()
+    for _ in range(n):
+        c = socket.create_connection(addr)
+        c.sendall(request)
+        now = time.monotonic()
+        worker.accept(lsock, now)
+        for conn in list(worker.conns.values()):
+            worker.on_readable(conn, now)
+        while worker.ready:  # (served inline since the fast path; before it, queued)
+            worker.serve(worker.ready.popleft())
+        data = c.recv(65536)
+        assert data.startswith(b"HTTP/1.1 200 OK"), data
+        c.close()
+    dt = time.process_time() - t0
+    assert not worker.conns, worker.conns
+    worker.epoll.close()
+    lsock.close()
+    return dt
+
+
 def select_in() -> int:
     import select
 
@@ -134,11 +165,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=20000)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--profile", choices=("engine", "worker"))
+    ap.add_argument("--profile", choices=("engine", "worker", "close"))
     ap.add_argument("--top", type=int, default=30)
-    ap.add_argument("--level", choices=("engine", "worker"), help="run only this level")
+    ap.add_argument(
+        "--level", choices=("engine", "worker", "close"), help="run only this level"
+    )
     args = ap.parse_args()
-    runners = {"engine": run_engine, "worker": run_worker}
+    runners = {"engine": run_engine, "worker": run_worker, "close": run_close}
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()
