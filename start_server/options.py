@@ -7,6 +7,7 @@ Pure: no I/O except reading the TOML file named by ``--config``. Used by
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
 import sys
@@ -277,6 +278,32 @@ def convert_value(opt: Option, raw: str) -> Any:
 # --------------------------------------------------------------------------- argparse
 
 
+def _terminal_columns() -> int:
+    """shutil.get_terminal_size's width: $COLUMNS, else stdout's terminal, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0 and sys.__stdout__ is not None:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, told its width so it does not import shutil to ask.
+
+    argparse builds a formatter for every add_argument, and without a width it imports
+    shutil (with bz2, lzma, fnmatch): ~1 MB RSS that start_server's long-lived
+    supervisor, which parses its command line with this module, would keep.
+    """
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=_terminal_columns() - 2)  # argparse's own margin
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that raises UsageError (with a did-you-mean) instead of exiting."""
 
@@ -324,6 +351,7 @@ class OptionParser:
             add_help=False,
             allow_abbrev=allow_abbrev,
             known=known,
+            formatter_class=_Formatter,
         )
         for name, nargs, help_text in positionals:
             self._parser.add_argument(name, nargs=nargs, help=help_text)
