@@ -759,10 +759,8 @@ def _validate(s: Settings) -> None:
         raise UsageError(
             "-r/--reload and -R/--Reload are not supported: reload gracefully with kill -HUP <master pid>"
         )
-    if s.ssl or s.ssl_cert or s.ssl_key or any(spec.ssl for spec in s.listen):
-        raise UsageError(
-            "TLS (--enable-ssl, --ssl-cert, --ssl-key, :ssl) is not supported yet"
-        )
+    if (s.ssl or any(spec.ssl for spec in s.listen)) and not s.ssl_cert:
+        raise UsageError("TLS (--enable-ssl or :ssl) needs --ssl-cert (and --ssl-key)")
     if s.app is not None and s.app.strip() == "":
         raise UsageError("APP is empty: expected path/to/app.py or pkg.mod:attr")
 

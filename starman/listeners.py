@@ -38,9 +38,11 @@ class Listener:
     sock: socket.socket
     source: str  # "server_starter", "systemd" or "bound"
     unlink_path: str | None = None  # a UNIX path we bound ourselves
+    tls: bool = False  # connections speak TLS (--enable-ssl on TCP, or :ssl)
 
     def describe(self) -> str:
-        return f"{self.name} ({self.source}, fd {self.sock.fileno()})"
+        tls = ":ssl" if self.tls else ""
+        return f"{self.name}{tls} ({self.source}, fd {self.sock.fileno()})"
 
 
 def _bind(spec: ListenSpec, settings: Settings) -> Listener:
@@ -75,7 +77,7 @@ def _bind(spec: ListenSpec, settings: Settings) -> Listener:
     addr = sock.getsockname()
     host = addr[0]
     name = f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
-    return Listener(name, sock, "bound")
+    return Listener(name, sock, "bound", tls=spec.ssl or settings.ssl)
 
 
 def _bind_all(settings: Settings) -> list[Listener]:
@@ -137,6 +139,8 @@ def resolve_listeners(
                 raise ListenerError(
                     f"inherited socket {lst.name!r} is not a stream socket"
                 )
+            # --enable-ssl covers inherited TCP sockets too (as Perl Starman's).
+            lst.tls = settings.ssl and lst.sock.family != socket.AF_UNIX
         return listeners
     return _bind_all(settings)
 

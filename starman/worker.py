@@ -7,6 +7,7 @@ is called synchronously, one READY request at a time (spec §6.3). Graceful drai
 from __future__ import annotations
 
 import enum
+import errno
 import logging
 import os
 import select
@@ -17,7 +18,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import formatdate
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starman.body import BodyBuffer, BodyInput, empty_input
 from starman.events import (
@@ -40,6 +41,9 @@ from starman.wsgi import (
 )
 from start_server.sigwake import SignalWaker
 
+if TYPE_CHECKING:  # ssl is imported at run time only when TLS is configured
+    import ssl
+
 __all__ = ["ConnState", "TRANSITIONS", "WorkerConfig", "WorkerHooks", "run_worker"]
 
 log = logging.getLogger("starman.worker")
@@ -52,6 +56,18 @@ RECV_SIZE = 65536
 LINGER_SECONDS = 2.0  # lingering close: discard input this long (gunicorn #2881 resets)
 LINGER_BYTES = 64 * 1024
 PARENT_CHECK_INTERVAL = 1.0
+# accept() failing for lack of descriptors or memory (EMFILE, ENFILE...): stop accepting for
+# a while instead of spinning on a listener that stays readable; doubles up to the max.
+ACCEPT_BACKOFF_MIN = 0.05
+ACCEPT_BACKOFF_MAX = 1.0
+# At --max-connections-per-worker with nothing to evict: look again after this long.
+FULL_RECHECK = 0.1
+_ACCEPT_RESOURCE_ERRORS = frozenset(
+    (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+)
+# A non-blocking send that would block; with TLS configured, starman.tls.WOULD_BLOCK
+# (which adds the TLS want-read/want-write errors).
+_WOULD_BLOCK: tuple[type[Exception], ...] = (BlockingIOError,)
 
 
 @dataclass(frozen=True)
@@ -78,6 +94,8 @@ class WorkerConfig:
     access_log: bool = False  # one Apache combined line per request on "starman.access"
     parent_pid: int | None = None  # exit (gracefully) when os.getppid() != parent_pid
     generation: str | None = None  # environ["starman.generation"]
+    ssl_context: ssl.SSLContext | None = None  # TLS for the listeners in tls_fds
+    tls_fds: frozenset[int] = frozenset()  # listener fds whose connections speak TLS
 
 
 class WorkerHooks(Protocol):
@@ -94,6 +112,7 @@ class ConnState(enum.Enum):
 
     __hash__ = object.__hash__  # members are singletons; enum's __hash__ is Python code
 
+    TLS_HANDSHAKE = "TLS_HANDSHAKE"
     READ_HEAD = "READ_HEAD"
     READ_BODY = "READ_BODY"
     READY = "READY"
@@ -106,6 +125,7 @@ class ConnState(enum.Enum):
 _S = ConnState
 # Every legal move of a connection (h11 _state.py style: the rules are data).
 TRANSITIONS: dict[ConnState, frozenset[ConnState]] = {
+    _S.TLS_HANDSHAKE: frozenset((_S.READ_HEAD, _S.CLOSED)),
     _S.READ_HEAD: frozenset(
         (_S.READ_BODY, _S.READY, _S.DRAIN_OUT, _S.LINGER, _S.CLOSED)
     ),
@@ -172,6 +192,8 @@ class _Conn:
         "cleanups",
         "lingered",
         "worker",
+        "tls",
+        "since",
     )
 
     def __init__(
@@ -200,6 +222,8 @@ class _Conn:
         self.cleanups: list[tuple[Any, dict[str, Any]]] = []
         self.lingered = 0
         self.worker = worker
+        self.tls = False  # set by accept() after wrapping the socket
+        self.since = 0.0  # when it was accepted or last went idle (eviction order)
 
     # Transport (used by wsgi.call_app) ------------------------------------------
     def write(self, parts: list[bytes], final: bool = False) -> None:
@@ -207,11 +231,14 @@ class _Conn:
         if self.dead:
             raise ClientDisconnected("connection is gone")
         if not self.out:
-            if len(parts) > 64:
-                parts = [b"".join(parts)]
+            if len(parts) > 64 or (self.tls and len(parts) > 1):
+                parts = [b"".join(parts)]  # no sendmsg on a TLS socket
             try:
-                sent = self.sock.sendmsg(parts)
-            except BlockingIOError:
+                if self.tls:
+                    sent = self.sock.send(parts[0])
+                else:
+                    sent = self.sock.sendmsg(parts)
+            except _WOULD_BLOCK:
                 sent = 0
             except OSError as exc:
                 self.dead = True
@@ -236,6 +263,16 @@ class _Conn:
         """Send a file range; what would block is finished later by the loop."""
         if self.dead:
             raise ClientDisconnected("connection is gone")
+        if self.tls:  # sendfile would bypass TLS: read the range and write it
+            while count:
+                data = os.pread(fd, min(count, RECV_SIZE), offset)
+                if not data:  # the file shrank: nothing more will come
+                    self.h1.abort()
+                    break
+                self.write([data])
+                offset += len(data)
+                count -= len(data)
+            return
         self.out.append(_FileRange(os.dup(fd), offset, count))
         self.out_size += 1  # a file range is not memory; it only marks the queue busy
         self.flush()
@@ -282,7 +319,7 @@ class _Conn:
                     out[0] = memoryview(item)[n:]
                 else:
                     out.popleft()
-        except BlockingIOError:
+        except _WOULD_BLOCK:
             return False
         except OSError:
             self.dead = True
@@ -350,6 +387,16 @@ class _Worker:
         self.served = 0
         self.exit_now = False
         self.pending_accept: list[socket.socket] = []
+        # Accepting paused (EMFILE backoff, or full with nothing to evict) until then.
+        self.resume_accept_at = 0.0
+        self.accept_backoff = 0.0
+        self.accept_warned = False
+        self.tls_fds = config.tls_fds if config.ssl_context is not None else frozenset()
+        if self.tls_fds:
+            global _WOULD_BLOCK
+            from starman import tls
+
+            _WOULD_BLOCK = tls.WOULD_BLOCK
         self.in_app: ServerConnection | None = None  # the request being served, if any
         # False while no per-request close condition can hold (keep-alive on, no limits,
         # not draining): serve() then skips those checks.
@@ -377,19 +424,66 @@ class _Worker:
                 pass
         self.accepting = False
 
+    def pause_accepting(self, now: float, seconds: float) -> None:
+        """Stop accepting for ``seconds`` (the loop registers the listeners again)."""
+        if self.accepting:
+            self.unregister_listeners()
+        self.resume_accept_at = now + seconds
+
+    def victim(self) -> _Conn | None:
+        """The connection to drop for a new one at the cap: the longest-waiting one that
+        holds no request (an idle keep-alive, or a head not yet complete: what a
+        slowloris holds). None when every connection has a request in progress."""
+        best: _Conn | None = None
+        for conn in self.conns.values():
+            state = conn.state
+            if (
+                state is ConnState.IDLE
+                or state is ConnState.READ_HEAD
+                or state is ConnState.TLS_HANDSHAKE
+            ) and (best is None or conn.since < best.since):
+                best = conn
+        return best
+
     def accept(self, lsock: socket.socket, now: float) -> None:
         config = self.config
         for _ in range(ACCEPT_BATCH):
+            victim = None
             if len(self.conns) >= config.max_connections:
-                return
+                # Full: a new client is worth more than the longest-waiting connection
+                # that holds no request (nginx drops idle keep-alives the same way).
+                victim = self.victim()
+                if victim is None:
+                    self.pause_accepting(now, FULL_RECHECK)
+                    return
             try:
                 # socket.accept() minus its two enum conversions (Python code) per call.
                 fd, peer = lsock._accept()  # type: ignore[attr-defined]  # CPython's socket.accept() uses it
             except BlockingIOError:
                 return
-            except OSError as exc:  # EMFILE, ECONNABORTED, ...: try again later
-                log.warning("accept failed: %s", exc)
-                return
+            except OSError as exc:
+                if exc.errno in _ACCEPT_RESOURCE_ERRORS:
+                    # Out of descriptors or memory: the listener stays readable, so
+                    # polling it again at once would spin. Back off; open connections
+                    # keep being served meanwhile.
+                    self.accept_backoff = min(
+                        ACCEPT_BACKOFF_MAX,
+                        max(ACCEPT_BACKOFF_MIN, self.accept_backoff * 2),
+                    )
+                    if not self.accept_warned:
+                        log.warning(
+                            "accept failed: %s; pausing accept (%d connections open)",
+                            exc.strerror or exc,
+                            len(self.conns),
+                        )
+                        self.accept_warned = True
+                    self.pause_accepting(now, self.accept_backoff)
+                    return
+                continue  # ECONNABORTED, EPROTO...: that client is gone; next one
+            self.accept_backoff = 0.0
+            self.accept_warned = False
+            if victim is not None:
+                self.close(victim)
             family, stype, proto = self.kinds[lsock]
             sock = socket.socket(family, stype, proto, fileno=fd)
             sock.setblocking(False)
@@ -410,6 +504,17 @@ class _Worker:
             except OSError:
                 sock.close()
                 continue
+            if lsock.fileno() in self.tls_fds:
+                assert config.ssl_context is not None
+                try:
+                    sock = config.ssl_context.wrap_socket(
+                        sock, server_side=True, do_handshake_on_connect=False
+                    )
+                except OSError:
+                    sock.close()
+                    continue
+                env["wsgi.url_scheme"] = "https"
+                env["HTTPS"] = "on"
             h1 = ServerConnection(
                 self.date,
                 limit_request_line=config.limit_request_line,
@@ -418,9 +523,14 @@ class _Worker:
                 max_body=config.max_request_body,
             )
             conn = _Conn(sock, h1, env, unix, trusted, self)
+            conn.tls = lsock.fileno() in self.tls_fds
+            conn.since = now
             self.conns[conn.fd] = conn
             self.epoll.register(conn.fd, _IN)
             self.set_deadline(conn, now + config.read_timeout)
+            if conn.tls:
+                conn.state = ConnState.TLS_HANDSHAKE
+                self.tls_handshake(conn, now)
 
     # ------------------------------------------------------------------ state
     def goto(self, conn: _Conn, state: ConnState) -> None:
@@ -438,12 +548,33 @@ class _Worker:
             self.next_sweep = deadline
 
     # ------------------------------------------------------------------- read
+    def tls_handshake(self, conn: _Conn, now: float) -> None:
+        """Drive a TLS handshake one step (under --read-timeout, set at accept)."""
+        from starman.tls import handshake_step
+
+        sock: ssl.SSLSocket = conn.sock  # type: ignore[assignment]  # conn.tls: wrapped
+        try:
+            want = handshake_step(sock)
+        except OSError:  # a failed handshake: no HTTP to answer with
+            self.close(conn)
+            return
+        if want:
+            self.set_mask(conn, want)
+            return
+        self.goto(conn, ConnState.READ_HEAD)
+        self.set_mask(conn, _IN)
+        if sock.pending():
+            self.on_readable(conn, now)
+
     def on_readable(self, conn: _Conn, now: float) -> None:
         state = conn.state
         if state is ConnState.LINGER:
             self.linger_read(conn)
             return
         if state is ConnState.READY or state is ConnState.DRAIN_OUT:
+            return
+        if conn.tls:
+            self.on_readable_tls(conn, now)
             return
         try:
             data = conn.sock.recv(RECV_SIZE)
@@ -452,6 +583,40 @@ class _Worker:
         except OSError:
             self.close(conn)
             return
+        self.on_data(conn, data, state, now)
+
+    def on_readable_tls(self, conn: _Conn, now: float) -> None:
+        """TLS input: the handshake, then records; plaintext already decrypted inside
+        the TLS object (``pending()``) raises no epoll event, so it is read in a loop."""
+        from starman import tls
+
+        sock: ssl.SSLSocket = conn.sock  # type: ignore[assignment]  # conn.tls: wrapped
+        while True:
+            state = conn.state
+            if state is ConnState.TLS_HANDSHAKE:
+                self.tls_handshake(conn, now)
+                return
+            if state is ConnState.LINGER:
+                self.linger_read(conn)
+                return
+            if (
+                state is not ConnState.READ_HEAD
+                and state is not ConnState.READ_BODY
+                and state is not ConnState.IDLE
+            ):
+                return
+            try:
+                data = tls.recv(sock, RECV_SIZE)
+            except OSError:
+                self.close(conn)
+                return
+            if data is None:
+                return
+            self.on_data(conn, data, state, now)
+            if not data or conn.state is ConnState.CLOSED or not sock.pending():
+                return
+
+    def on_data(self, conn: _Conn, data: bytes, state: ConnState, now: float) -> None:
         h1 = conn.h1
         h1.receive_data(data)
         if data:
@@ -587,6 +752,7 @@ class _Worker:
             return
         # after_response() for a finished keep-alive exchange, inline (h1 is IDLE again).
         conn.state = ConnState.IDLE
+        conn.since = now
         if conn.mask != _IN:
             self.set_mask(conn, _IN)
         idle = now + config.keepalive_timeout
@@ -614,13 +780,14 @@ class _Worker:
         if conn.cleanups:
             self.run_cleanups(conn)
         if not h1.keep_alive:
-            if h1.client_closes and _nothing_unread(conn.sock):
+            if h1.client_closes and not conn.tls and _nothing_unread(conn.sock):
                 self.close(conn)  # the client's own close: nothing to linger for
             else:
                 self.linger(conn, now)
             return
         h1.start_next_cycle()
         self.goto(conn, ConnState.IDLE)
+        conn.since = now
         if conn.mask != _IN:
             self.set_mask(conn, _IN)
         idle = now + self.config.keepalive_timeout
@@ -742,6 +909,8 @@ class _Worker:
             timeout = min(timeout, PARENT_CHECK_INTERVAL)
         if self.draining:
             timeout = min(timeout, self.drain_deadline - now)
+        elif not self.accepting:
+            timeout = min(timeout, self.resume_accept_at - now)
         return max(timeout, 0.0)
 
     # ------------------------------------------------------------------ drain
@@ -759,8 +928,13 @@ class _Worker:
         if self.hooks is not None:
             self.hooks.draining()
         for conn in list(self.conns.values()):
-            if conn.state is ConnState.IDLE or (
-                conn.state is ConnState.READ_HEAD and not conn.h1.has_partial_request
+            if (
+                conn.state is ConnState.IDLE
+                or conn.state is ConnState.TLS_HANDSHAKE
+                or (
+                    conn.state is ConnState.READ_HEAD
+                    and not conn.h1.has_partial_request
+                )
             ):
                 self.set_deadline(conn, min(conn.deadline, self.drain_deadline))
             elif conn.state is not ConnState.LINGER:
@@ -858,11 +1032,15 @@ class _Worker:
                 now = monotonic()
             if now >= self.next_sweep:
                 self.expire(now)
-            if not self.draining:
-                if self.accepting and len(conns) >= config.max_connections:
-                    self.unregister_listeners()
-                elif not self.accepting and len(conns) < config.max_connections:
+            if (
+                not self.accepting
+                and not self.draining
+                and now >= self.resume_accept_at
+            ):
+                if len(conns) < config.max_connections or self.victim() is not None:
                     self.register_listeners()
+                else:  # still full of requests in progress: look again later
+                    self.resume_accept_at = now + FULL_RECHECK
             if parent_pid is not None and now >= next_parent_check:
                 next_parent_check = now + PARENT_CHECK_INTERVAL
                 if os.getppid() != parent_pid:
@@ -878,7 +1056,10 @@ class _Worker:
 
 
 def _nothing_unread(sock: socket.socket) -> bool:
-    """No input waits in the kernel (one MSG_PEEK recv): a plain close sends no RST."""
+    """No input waits in the kernel (one MSG_PEEK recv): a plain close sends no RST.
+
+    Not for TLS sockets (no MSG_PEEK through TLS): they take the lingering close.
+    """
     try:
         return not sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
     except BlockingIOError:

@@ -89,7 +89,7 @@ def test_port_in_use(launcher: Launcher) -> None:
     [
         (["--min-servers", "2"], "use --workers / TTIN / TTOU"),
         (["-r"], "kill -HUP"),
-        (["--enable-ssl"], "not supported yet"),
+        (["--enable-ssl"], "needs --ssl-cert"),
     ],
 )
 def test_perl_options_without_meaning_here(
