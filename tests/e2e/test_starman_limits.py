@@ -4,8 +4,10 @@
 the 64 KiB head cap (431), --max-request-body (413, declared and chunked),
 --read-timeout (408 for a stalled head), --body-timeout (408 for a stalled body),
 --write-timeout (a client that stops reading is dropped, the worker serves others
-meanwhile) and --max-connections-per-worker (the cap holds; a connection over it waits in
-the kernel queue, it is never refused). Each answer closes the connection.
+meanwhile) and --max-connections-per-worker (at the cap, a connection holding no request
+makes room for a new one; requests in progress are never dropped, and a connection over
+the cap then waits in the kernel queue, it is never refused). Each answer closes the
+connection.
 """
 
 from __future__ import annotations
@@ -165,21 +167,44 @@ def test_client_that_stops_reading_is_dropped_after_the_write_timeout(
 
 
 def test_connections_over_the_cap_wait_and_are_not_refused(server: Server) -> None:
-    held = [connect(server) for _ in range(4)]  # the worker's cap: 4 open connections
+    # The worker's cap is 4; requests in progress (bodies half sent) are never evicted.
+    held = [connect(server) for _ in range(4)]
     try:
         for s in held:
-            s.sendall(b"GET / HTTP/1.1\r\n" + H + b"\r\n")
-            assert s.recv(1000).startswith(b"HTTP/1.1 200")
+            s.sendall(b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 4\r\n\r\nab")
+        (worker,) = server.workers()
+        assert isinstance(server.address, str)
+        path = server.address
+        wait_for(lambda: _connections(worker, path) == 4, timeout=5)
         extra = connect(server)  # accepted by the kernel, not yet by the worker
         extra.sendall(b"GET / HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n")
         extra.settimeout(0.3)
         with pytest.raises(socket.timeout):
             extra.recv(1000)
-        held.pop().close()  # a slot frees up: the waiting connection is served
+        held[0].sendall(b"cd")  # one request completes...
+        assert held[0].recv(1000).startswith(b"HTTP/1.1 200")
+        held.pop(0).close()  # ...its slot frees up: the waiting connection is served
         extra.settimeout(5)
         assert until_close(extra).startswith(b"HTTP/1.1 200")
         extra.close()
+        for s in held:  # the other requests in progress were kept
+            s.sendall(b"cd")
+            assert s.recv(1000).startswith(b"HTTP/1.1 200")
     finally:
         for s in held:
             s.close()
     wait_for(lambda: status_of(server, b"GET / HTTP/1.0\r\n\r\n") == b"HTTP/1.1 200 OK")
+
+
+def test_at_the_cap_an_idle_connection_makes_room(server: Server) -> None:
+    idle = [connect(server) for _ in range(4)]  # silent connections fill the cap
+    try:
+        start = time.monotonic()
+        raw = b"GET / HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n"
+        assert status_of(server, raw) == b"HTTP/1.1 200 OK"
+        assert time.monotonic() - start < 1.0
+        idle[0].settimeout(5)
+        assert until_close(idle[0]) == b""  # the longest-waiting one was dropped
+    finally:
+        for s in idle:
+            s.close()
