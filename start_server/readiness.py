@@ -110,14 +110,20 @@ class NotifyListener:
     selector), ``receive(sock)``, ``close(gen)``, ``close_all()``."""
 
     def __init__(self) -> None:
-        # Imported here: tempfile pulls in shutil, random, bz2 and lzma (~0.9 MB RSS in
-        # the long-lived supervisor), and only --wait-ready needs it.
-        import tempfile
-
-        base = tempfile.gettempdir()
-        if len(base) > _MAX_PATH - 40:
+        # A private directory made by hand: tempfile would pull in shutil, random, bz2
+        # and lzma (~0.9 MB RSS in the long-lived supervisor). os.mkdir fails on an
+        # existing name, so a name chosen in advance cannot be hijacked.
+        base = os.environ.get("TMPDIR") or "/tmp"
+        if len(base) > _MAX_PATH - 40 or not os.path.isdir(base):
             base = "/tmp"
-        self.dir = tempfile.mkdtemp(prefix="start_server-notify-", dir=base)
+        while True:
+            name = f"start_server-notify-{os.getpid()}-{os.urandom(4).hex()}"
+            self.dir = os.path.join(base, name)
+            try:
+                os.mkdir(self.dir, 0o700)
+                break
+            except FileExistsError:
+                continue
         os.chmod(self.dir, 0o711)
         self._socks: dict[int, socket.socket] = {}
         self._pids: dict[int, int] = {}
@@ -214,9 +220,10 @@ class NotifyListener:
     def close_all(self) -> None:
         for generation in list(self._socks):
             self.close(generation)
-        import shutil  # already loaded by tempfile in __init__
-
-        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            os.rmdir(self.dir)
+        except OSError:
+            pass
 
 
 # --------------------------------------------------------------------------- failures
