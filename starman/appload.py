@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import pkgutil  # noqa: F401  # runpy.run_path imports it per call: once here, not per worker
 import runpy
 import sys
 from collections.abc import Callable, Sequence

@@ -247,7 +247,7 @@ def on_event(state: PoolState, event: Event, now: float) -> list[Action]:
         w = state.workers.get(event.slot)
         if w is not None:
             w.pid = event.pid
-            log.info("spawned worker %d (generation %d)", event.pid, w.generation)
+            log.debug("spawned worker %d (generation %d)", event.pid, w.generation)
             if state.phase is Phase.STOPPING:
                 _stop_worker(
                     state, w, signal.SIGTERM, state.graceful_timeout, now, actions
@@ -265,7 +265,7 @@ def on_event(state: PoolState, event: Event, now: float) -> list[Action]:
     elif isinstance(event, SlotDraining):
         w = state.workers.get(event.slot)
         if w is not None and w.pid is not None and w.state is WorkerState.READY:
-            log.info("worker %d is draining: starting its replacement", w.pid)
+            log.debug("worker %d is draining: starting its replacement", w.pid)
             w.state = WorkerState.DRAINING
             # It exits by itself within graceful_timeout; SIGKILL only if it does not.
             w.kill_at = now + state.graceful_timeout + ABORT_GRACE
@@ -536,11 +536,18 @@ def _on_exit(
     del state.workers[w.slot]
     what = _describe_exit(ev)
     if w.state is WorkerState.DRAINING:
-        log.info("worker %d %s (retired)", ev.pid, what)
+        # A clean exit after a drain is routine (max-requests, reload, TTOU): DEBUG, as
+        # Perl's Net::Server logs child starts and exits only at log levels 3 and 4.
+        log.log(
+            logging.DEBUG if ev.code == 0 else logging.INFO,
+            "worker %d %s (retired)",
+            ev.pid,
+            what,
+        )
         return
     if w.state is WorkerState.READY:
         if ev.code == 0:
-            log.info("worker %d %s (recycled)", ev.pid, what)
+            log.debug("worker %d %s (recycled)", ev.pid, what)
         else:
             log.warning("worker %d %s", ev.pid, what)
         return
