@@ -285,3 +285,29 @@ def test_killed_worker_log_names_the_signal(caplog: pytest.LogCaptureFixture) ->
     state = booted(1)
     on_event(state, ChildExited(100, signal=signal.SIGKILL), 1.0)
     assert "worker 100 killed by SIGKILL" in caplog.text
+
+
+def test_routine_recycling_logs_only_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    # Perl's Net::Server logs child starts and exits at levels 3-4 (not shown by default).
+    caplog.set_level(logging.INFO)
+    state = booted(2)
+    caplog.clear()  # "all 2 workers ready" stays at INFO
+    assert on_event(state, SlotDraining(1), 5.0) == [Spawn(2, 1)]
+    on_event(state, Spawned(2, 102), 5.0)
+    on_event(state, SlotReady(2), 5.1)
+    on_event(state, ChildExited(101, code=0), 5.5)
+    on_event(state, ChildExited(100, code=0), 6.0)  # recycled without draining first
+    assert caplog.text == ""
+    caplog.set_level(logging.DEBUG)
+    on_event(state, SlotDraining(2), 7.0)
+    assert "worker 102 is draining" in caplog.text
+
+
+def test_drained_worker_that_fails_is_still_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    state = booted(2)
+    on_event(state, SlotDraining(1), 5.0)
+    on_event(state, ChildExited(101, code=1), 5.5)
+    assert "worker 101 exited with code 1 (retired)" in caplog.text
