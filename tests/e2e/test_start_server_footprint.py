@@ -3,7 +3,7 @@
 It re-execs itself as ``python -S`` once it knows it will supervise, and imports only
 what supervising needs. These tests guard the import set and the re-exec's
 transparency (same pid, same environment for the children); the memory figures
-themselves are in docs/benchmarks-start_server.md.
+themselves are in docs/benchmarks.md §4.
 """
 
 from __future__ import annotations
