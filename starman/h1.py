@@ -734,18 +734,24 @@ class ServerConnection:
         else:
             framing_field = b""
         keep = self.keep_alive
-        if has_date:
-            tail = _KEEP_TAIL if keep else _CLOSE_TAIL
-        else:
-            date = self._date()
-            if date is not self._last_date:
-                self._last_date = date
-                self._tail_keep = b"Date: " + date + b"\r\n" + _KEEP_TAIL
-                self._tail_close = b"Date: " + date + b"\r\n" + _CLOSE_TAIL
-            tail = self._tail_keep if keep else self._tail_close
+        tail = self._head_tail(keep, has_date)
         if not keep:
             self._must_close = True
         return b"".join((line or STATUS_LINES[status], fields, framing_field, tail))
+
+    def _head_tail(self, keep: bool, has_date: bool) -> bytes:
+        """The Date line (unless the app set one) and Connection line ending every head.
+
+        Both variants are rebuilt only when the Date string changes (once a second).
+        """
+        if has_date:
+            return _KEEP_TAIL if keep else _CLOSE_TAIL
+        date = self._date()
+        if date is not self._last_date:
+            self._last_date = date
+            self._tail_keep = b"Date: " + date + b"\r\n" + _KEEP_TAIL
+            self._tail_close = b"Date: " + date + b"\r\n" + _CLOSE_TAIL
+        return self._tail_keep if keep else self._tail_close
 
     def send_complete(
         self,
@@ -783,15 +789,7 @@ class ServerConnection:
             and not self._must_close
             and self.their_state is not State.ERROR
         )
-        if has_date:
-            tail = _KEEP_TAIL if keep else _CLOSE_TAIL
-        else:
-            date = self._date()
-            if date is not self._last_date:
-                self._last_date = date
-                self._tail_keep = b"Date: " + date + b"\r\n" + _KEEP_TAIL
-                self._tail_close = b"Date: " + date + b"\r\n" + _CLOSE_TAIL
-            tail = self._tail_keep if keep else self._tail_close
+        tail = self._head_tail(keep, has_date)
         if not keep:
             self._must_close = True
         return b"".join(
