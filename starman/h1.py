@@ -888,14 +888,7 @@ class ServerConnection:
             or self._framing is Framing.CLOSE
         ):
             return False
-        self.their_state = State.IDLE
-        self.our_state = State.IDLE
-        self.request = None
-        self._framing = Framing.NONE
-        self._continue_sent = False
-        self.response_status = 0
-        self.body_bytes_sent = 0
-        self.discarded_body = False
+        self._reset_cycle()
         return True
 
     def start_next_cycle(self) -> None:
@@ -904,6 +897,10 @@ class ServerConnection:
             raise LocalProtocolError("start_next_cycle() before the exchange finished")
         if not self.keep_alive:
             raise LocalProtocolError("start_next_cycle() on a closing connection")
+        self._reset_cycle()
+
+    def _reset_cycle(self) -> None:
+        """Both sides back to IDLE, ready for the next request on this connection."""
         self.their_state = State.IDLE
         self.our_state = State.IDLE
         self.request = None

@@ -8,28 +8,15 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.starman_master_harness import Launcher
+from tests.e2e.starman_master_harness import Launcher, launcher
 from tests.helpers import FIXTURES, http_request, wait_for
 
+__all__ = ["launcher"]  # the fixture, shared from the harness
+
 APP = os.path.join(FIXTURES, "apps", "fault_app.py")
-
-
-@pytest.fixture
-def launcher() -> Iterator[Launcher]:
-    import shutil
-    import tempfile
-
-    tmp = tempfile.mkdtemp(prefix="pv", dir="/tmp")
-    launch = Launcher(tmp)
-    try:
-        yield launch
-    finally:
-        launch.close()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.mark.parametrize("mode", [0o600, 0o660])

@@ -23,8 +23,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.e2e.starman_master_harness import Launcher, Server
+from tests.e2e.starman_master_harness import Launcher, Server, launcher
 from tests.helpers import FIXTURES, wait_for
+
+__all__ = ["launcher"]  # the fixture, shared from the harness
 
 APP = os.path.join(FIXTURES, "apps", "tls_app.py")
 OPENSSL = shutil.which("openssl")
@@ -71,17 +73,6 @@ def cert() -> Iterator[Cert]:
         )
         yield Cert(c, k)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-@pytest.fixture
-def launcher() -> Iterator[Launcher]:
-    tmp = tempfile.mkdtemp(prefix="tl", dir="/tmp")
-    launch = Launcher(tmp)
-    try:
-        yield launch
-    finally:
-        launch.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
