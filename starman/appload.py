@@ -73,7 +73,16 @@ def _load_file(spec: str) -> Any:
     )
 
 
+def _cwd_on_path() -> None:
+    """``module:callable`` names a module in the current directory, as with gunicorn,
+    even when we run from a console script (whose sys.path[0] is its bin directory)."""
+    cwd = os.getcwd()
+    if "" not in sys.path and cwd not in sys.path:
+        sys.path.insert(0, cwd)
+
+
 def _import_module(spec: str, module_name: str) -> Any:
+    _cwd_on_path()
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -98,6 +107,7 @@ def check_target(spec: str | None) -> None:
     module_name = spec.partition(":")[0]
     if ":" not in spec or not module_name or not spec.partition(":")[2]:
         raise _fail(spec, "expected path/to/app.py or 'module:attribute'")
+    _cwd_on_path()
     if "." not in module_name and importlib.util.find_spec(module_name) is None:
         raise _fail(spec, f"module {module_name!r} not found (cwd={os.getcwd()})")
 

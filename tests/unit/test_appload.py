@@ -188,3 +188,21 @@ def test_check_target_without_importing(appdir: pathlib.Path) -> None:
         check_target("nope_x11:app")
     with pytest.raises(AppImportError, match="'gone.py': file not found"):
         check_target("gone.py")
+
+
+def test_module_in_the_cwd_is_found_without_cwd_on_sys_path(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A console script's sys.path[0] is its bin directory, not the cwd: gunicorn users
+    expect ``module:callable`` to be looked up in the cwd anyway."""
+    write(tmp_path, "cwd_only_mod_q7.py", HELLO)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(
+        sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))]
+    )
+    try:
+        app = load_target("cwd_only_mod_q7:application")
+    finally:
+        sys.modules.pop("cwd_only_mod_q7", None)
+    assert app.__name__ == "application"
+    assert sys.path[0] == str(tmp_path)
