@@ -51,6 +51,9 @@ access_log = logging.getLogger("starman.access")
 
 # Output buffered per connection before a still-producing app waits for the reader (§6.3).
 OUT_BUFFER_LIMIT = 256 * 1024
+# At most this many whole answers are held for one back-to-back send (bounds the latency
+# corking adds to the first answer of a batch).
+CORK_MAX = 16
 ACCEPT_BATCH = 8  # connections taken per wake-up, so one worker does not hog the queue
 RECV_SIZE = 65536
 LINGER_SECONDS = 2.0  # lingering close: discard input this long (gunicorn #2881 resets)
@@ -194,6 +197,7 @@ class _Conn:
         "worker",
         "tls",
         "since",
+        "corked",
     )
 
     def __init__(
@@ -224,12 +228,29 @@ class _Conn:
         self.worker = worker
         self.tls = False  # set by accept() after wrapping the socket
         self.since = 0.0  # when it was accepted or last went idle (eviction order)
+        self.corked: list[bytes] | None = (
+            None  # a whole response held for the batch flush
+        )
 
     # Transport (used by wsgi.call_app) ------------------------------------------
     def write(self, parts: list[bytes], final: bool = False) -> None:
-        """Send now what the socket takes, queue the rest; wait if the queue is too big."""
+        """Send now what the socket takes, queue the rest; wait if the queue is too big.
+
+        A whole response (``final`` with nothing queued) written while the worker is
+        corked is held instead and sent by ``_Worker.uncork`` with the other answers of
+        the same epoll batch.
+        """
         if self.dead:
             raise ClientDisconnected("connection is gone")
+        if final and not self.out and self.worker.corking and not self.tls:
+            self.corked = parts
+            return
+        self.send(parts)
+        if not final and self.out_size > OUT_BUFFER_LIMIT:
+            self._wait_writable()
+
+    def send(self, parts: list[bytes]) -> None:
+        """Send now what the socket takes and queue the rest (no waiting)."""
         if not self.out:
             if len(parts) > 64 or (self.tls and len(parts) > 1):
                 parts = [b"".join(parts)]  # no sendmsg on a TLS socket
@@ -256,8 +277,6 @@ class _Conn:
             for part in parts:
                 self.out.append(part)
                 self.out_size += len(part)
-        if not final and self.out_size > OUT_BUFFER_LIMIT:
-            self._wait_writable()
 
     def sendfile(self, fd: int, offset: int, count: int) -> None:
         """Send a file range; what would block is finished later by the loop."""
@@ -368,6 +387,12 @@ class _Worker:
         self.epoll = select.epoll()
         self.conns: dict[int, _Conn] = {}
         self.ready: deque[_Conn] = deque()
+        # Corking: while the loop handles one epoll batch, whole responses are held and
+        # sent together at its end (or every CORK_MAX answers). Back-to-back sends wake
+        # the client once per batch instead of once per answer: on loopback and in VMs
+        # that wake-up is the largest kernel cost of a small request.
+        self.corking = False
+        self.corked: list[_Conn] = []
         # Deadlines live on the connections; the loop sweeps them when the earliest is due
         # (``next_sweep`` only moves forward in a sweep). No timer heap: a closed
         # connection is not kept alive by a pending timer (close mode would hold
@@ -747,6 +772,37 @@ class _Worker:
             "starman.harakiri.commit"
         ):
             self.start_drain(now)
+        if conn.corked is not None:
+            corked = self.corked
+            corked.append(conn)
+            if len(corked) >= CORK_MAX:
+                self.uncork()
+            return
+        self.finish(conn, now)
+
+    def uncork(self) -> None:
+        """Send the held answers back to back, then finish each exchange."""
+        corked = self.corked
+        self.corked = []
+        now = time.monotonic()
+        for conn in corked:
+            parts = conn.corked
+            conn.corked = None
+            if parts is None or conn.state is ConnState.CLOSED:
+                continue
+            try:
+                conn.send(parts)
+            except ClientDisconnected:
+                pass  # conn.dead: finish() closes it
+            try:
+                self.finish(conn, now)
+            except Exception:  # never die from what a client sent
+                log.exception("internal error; closing the connection")
+                self.close(conn)
+
+    def finish(self, conn: _Conn, now: float) -> None:
+        """The answer is written (or queued): next request, keep-alive wait or close."""
+        h1 = conn.h1
         if conn.out or conn.dead or conn.cleanups or not h1.next_cycle():
             self.after_response(conn, now)
             return
@@ -755,7 +811,7 @@ class _Worker:
         conn.since = now
         if conn.mask != _IN:
             self.set_mask(conn, _IN)
-        idle = now + config.keepalive_timeout
+        idle = now + self.config.keepalive_timeout
         if self.draining:
             idle = min(idle, self.drain_deadline)
         conn.deadline = idle
@@ -937,7 +993,9 @@ class _Worker:
                 )
             ):
                 self.set_deadline(conn, min(conn.deadline, self.drain_deadline))
-            elif conn.state is not ConnState.LINGER:
+            elif conn.state is not ConnState.LINGER and conn.corked is None:
+                # (A held answer is complete: its connection goes idle with the
+                # drain deadline, and a next request is answered with close.)
                 conn.h1.close_after_response()
 
     def on_stop_signal(self, signum: int, frame: object) -> None:
@@ -1001,6 +1059,7 @@ class _Worker:
             events = epoll_poll(0.0 if ready else self.next_timeout(now))
             now = monotonic()
             pending = self.pending_accept
+            self.corking = True
             for fd, _mask in events:
                 conn = conns.get(fd)
                 if conn is not None:
@@ -1014,6 +1073,9 @@ class _Worker:
                     lsock = listeners.get(fd)
                     if lsock is not None:
                         pending.append(lsock)
+            self.corking = False
+            if self.corked:
+                self.uncork()
             if self.exit_now:
                 return 0
             if pending:
