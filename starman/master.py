@@ -542,9 +542,14 @@ class Master:
                 SlotState.DRAINING,
             ):
                 events.append(pool.SlotReady(w.slot))
-            elif w.state is pool.WorkerState.READY and info.draining:
+            elif info.draining and (
+                w.state is pool.WorkerState.READY
+                or w.state is pool.WorkerState.RETIRING
+            ):
                 # max-requests, harakiri: start the replacement before this one leaves.
                 events.append(pool.SlotDraining(w.slot))
+            elif info.retiring and w.state is pool.WorkerState.READY:
+                events.append(pool.SlotRetiring(w.slot))
             if limit_ns and info.state is SlotState.IN_APP and info.request_start_ns:
                 due = info.request_start_ns + limit_ns
                 if due <= now_ns:

@@ -109,6 +109,15 @@ class SlotDraining:
 
 
 @dataclass(frozen=True)
+class SlotRetiring:
+    """The worker in ``slot`` will leave by itself soon (near --max-requests): it no
+    longer counts, so its replacement boots now and is accepting by the time the old
+    one closes its connections."""
+
+    slot: int
+
+
+@dataclass(frozen=True)
 class RequestTooLong:
     """The worker in ``slot`` has been inside the app for longer than --timeout."""
 
@@ -123,6 +132,7 @@ Event = Union[
     Signalled,
     SlotReady,
     SlotDraining,
+    SlotRetiring,
     RequestTooLong,
 ]
 
@@ -174,6 +184,7 @@ Action = Union[Spawn, Signal, ReopenLogs, Notify, Exit]
 class WorkerState(enum.Enum):
     BOOTING = "booting"  # forked, loading the app
     READY = "ready"  # accepting
+    RETIRING = "retiring"  # still accepting, leaves by itself soon; no longer counted
     DRAINING = "draining"  # told to stop; no longer counted in the pool
 
 
@@ -225,12 +236,15 @@ class PoolState:
         return None
 
     def serving(self, generation: int) -> list[WorkerInfo]:
-        """Workers of ``generation`` that count towards the pool (not draining)."""
+        """Workers of ``generation`` that count towards the pool (not leaving)."""
         return [
             w
             for w in self.workers.values()
-            if w.generation == generation and w.state is not WorkerState.DRAINING
+            if w.generation == generation and w.state in _COUNTED
         ]
+
+
+_COUNTED = frozenset((WorkerState.BOOTING, WorkerState.READY))
 
 
 # --------------------------------------------------------------------------- policy
@@ -262,9 +276,18 @@ def on_event(state: PoolState, event: Event, now: float) -> list[Action]:
         _on_signal(state, event.sig, now, actions)
     elif isinstance(event, SlotReady):
         _on_ready(state, event.slot, now, actions)
-    elif isinstance(event, SlotDraining):
+    elif isinstance(event, SlotRetiring):
         w = state.workers.get(event.slot)
         if w is not None and w.pid is not None and w.state is WorkerState.READY:
+            log.debug("worker %d retires soon: starting its replacement", w.pid)
+            w.state = WorkerState.RETIRING
+    elif isinstance(event, SlotDraining):
+        w = state.workers.get(event.slot)
+        if (
+            w is not None
+            and w.pid is not None
+            and (w.state is WorkerState.READY or w.state is WorkerState.RETIRING)
+        ):
             log.debug("worker %d is draining: starting its replacement", w.pid)
             w.state = WorkerState.DRAINING
             # It exits by itself within graceful_timeout; SIGKILL only if it does not.
@@ -545,7 +568,7 @@ def _on_exit(
             what,
         )
         return
-    if w.state is WorkerState.READY:
+    if w.state is WorkerState.READY or w.state is WorkerState.RETIRING:
         if ev.code == 0:
             log.debug("worker %d %s (recycled)", ev.pid, what)
         else:

@@ -16,8 +16,8 @@ from typing import Any
 
 __all__ = ["SLOT_SIZE", "Scoreboard", "SlotHooks", "SlotInfo", "SlotState"]
 
-# pid, generation, state, draining flag, (2 pad), request start (monotonic ns, 0 = none),
-# requests served
+# pid, generation, state, leaving flag (_DRAINING or _RETIRING), (2 pad), request start
+# (monotonic ns, 0 = none), requests served
 _FORMAT = struct.Struct("=iiBB2xqQ")
 SLOT_SIZE = 32
 assert _FORMAT.size <= SLOT_SIZE
@@ -26,6 +26,9 @@ assert _FORMAT.size <= SLOT_SIZE
 _TAIL_OFFSET = 8
 _STARTED = struct.Struct("=BB2xq")  # state, draining, request start
 _FINISHED = struct.Struct("=BB2xqQ")  # state, draining, request start (0), requests
+# The leaving flag: draining now, or still serving but leaving soon (near --max-requests).
+_DRAINING = 1
+_RETIRING = 2
 
 
 class SlotState(enum.IntEnum):
@@ -51,6 +54,7 @@ class SlotInfo:
     draining: bool = (
         False  # set once the worker started draining, whatever ``state`` says
     )
+    retiring: bool = False  # still serving, but it will leave by itself soon
 
     def as_json(self) -> dict[str, object]:
         """A JSON-friendly dict for --status-file."""
@@ -90,6 +94,7 @@ class Scoreboard:
         request_start_ns: int = 0,
         requests: int = 0,
         draining: bool = False,
+        retiring: bool = False,
     ) -> None:
         """Overwrite a whole slot."""
         _FORMAT.pack_into(
@@ -98,7 +103,7 @@ class Scoreboard:
             pid,
             generation,
             int(state),
-            draining,
+            _DRAINING if draining else _RETIRING if retiring else 0,
             request_start_ns,
             requests,
         )
@@ -109,7 +114,9 @@ class Scoreboard:
             self._mem, self._offset(slot)
         )
         state = _STATES[st] if st < len(_STATES) else SlotState.EMPTY
-        return SlotInfo(pid, gen, state, start, reqs, bool(drn))
+        return SlotInfo(
+            pid, gen, state, start, reqs, drn == _DRAINING, drn == _RETIRING
+        )
 
     def clear(self, slot: int) -> None:
         """Mark a slot empty (before reusing it for a new worker)."""
@@ -122,9 +129,9 @@ class Scoreboard:
 class SlotHooks:
     """The worker's ``WorkerHooks`` over its scoreboard slot.
 
-    ``ready()`` and ``draining()`` also write one byte to ``wake_fd`` (a pipe the master
-    selects on), so the master learns of readiness, and of a worker about to leave (to start
-    its replacement at once), without polling. ``request_started``/``request_finished`` run
+    ``ready()``, ``retiring()`` and ``draining()`` also write one byte to ``wake_fd`` (a
+    pipe the master selects on), so the master learns of readiness, and of a worker about
+    to leave (to start its replacement at once), without polling. ``request_started``/``request_finished`` run
     per request: each is one ``pack_into`` of the slot's tail.
     """
 
@@ -142,7 +149,7 @@ class SlotHooks:
         self._wake_fd = wake_fd
         self._pid = os.getpid() if pid is None else pid
         self._requests = 0
-        self._draining = False
+        self._leaving = 0  # the leaving flag byte: 0, _RETIRING or _DRAINING
         self._mem = board._mem
         self._tail = board._offset(slot) + _TAIL_OFFSET
         self._idle = int(SlotState.READY)  # the state between requests
@@ -155,7 +162,8 @@ class SlotHooks:
             generation=self._generation,
             state=state,
             requests=self._requests,
-            draining=self._draining,
+            draining=self._leaving == _DRAINING,
+            retiring=self._leaving == _RETIRING,
         )
 
     def _wake(self, byte: bytes) -> None:
@@ -176,14 +184,20 @@ class SlotHooks:
         _in_app: int = int(SlotState.IN_APP),
         _clock: Any = time.monotonic_ns,
     ) -> None:
-        _pack(self._mem, self._tail, _in_app, self._draining, _clock())
+        _pack(self._mem, self._tail, _in_app, self._leaving, _clock())
 
     def request_finished(self, _pack: Any = _FINISHED.pack_into) -> None:
         self._requests = n = self._requests + 1
-        _pack(self._mem, self._tail, self._idle, self._draining, 0, n)
+        _pack(self._mem, self._tail, self._idle, self._leaving, 0, n)
+
+    def retiring(self) -> None:
+        if not self._leaving:
+            self._leaving = _RETIRING
+            self._write(SlotState.READY)
+            self._wake(b"t")
 
     def draining(self) -> None:
-        self._draining = True
+        self._leaving = _DRAINING
         self._idle = int(SlotState.DRAINING)
         self._write(SlotState.DRAINING)
         self._wake(b"d")

@@ -54,7 +54,8 @@ OUT_BUFFER_LIMIT = 256 * 1024
 # At most this many whole answers are held for one back-to-back send (bounds the latency
 # corking adds to the first answer of a batch).
 CORK_MAX = 16
-ACCEPT_BATCH = 8  # connections taken per wake-up, so one worker does not hog the queue
+# The early "leaving soon" notice comes this fraction of --max-requests before the limit.
+RETIRE_NOTICE_DIVISOR = 4
 RECV_SIZE = 65536
 LINGER_SECONDS = 2.0  # lingering close: discard input this long (gunicorn #2881 resets)
 LINGER_BYTES = 64 * 1024
@@ -107,6 +108,7 @@ class WorkerHooks(Protocol):
     def ready(self) -> None: ...
     def request_started(self) -> None: ...
     def request_finished(self) -> None: ...
+    def retiring(self) -> None: ...
     def draining(self) -> None: ...
 
 
@@ -430,6 +432,11 @@ class _Worker:
             or bool(config.max_requests)
             or bool(config.max_keepalive_reqs)
         )
+        # Near --max-requests the master is told this worker leaves soon, so that its
+        # replacement is booted and accepting before this one closes its connections
+        # (otherwise they all reconnect to the other workers, and the new one idles).
+        limit = config.max_requests
+        self.retire_at = limit - limit // RETIRE_NOTICE_DIVISOR if limit >= 10 else 0
 
     # -------------------------------------------------------------- listeners
     def register_listeners(self) -> None:
@@ -471,8 +478,15 @@ class _Worker:
         return best
 
     def accept(self, lsock: socket.socket, now: float) -> None:
+        """Take one connection per wake-up (skipping clients already gone).
+
+        One, not a batch: the rest of the queue goes to the other workers, each woken by
+        EPOLLEXCLUSIVE for its own connection. Keep-alive clients stay where they land, so
+        a worker that grabbed a batch (say, every client of a recycled worker) would keep
+        them all while its neighbours idle.
+        """
         config = self.config
-        for _ in range(ACCEPT_BATCH):
+        while True:
             victim = None
             if len(self.conns) >= config.max_connections:
                 # Full: a new client is worth more than the longest-waiting connection
@@ -556,6 +570,11 @@ class _Worker:
             if conn.tls:
                 conn.state = ConnState.TLS_HANDSHAKE
                 self.tls_handshake(conn, now)
+            else:
+                # Clients send as soon as they are connected: the request is usually
+                # here already, so read it now rather than after one more epoll turn.
+                self.on_readable(conn, now)
+            return
 
     # ------------------------------------------------------------------ state
     def goto(self, conn: _Conn, state: ConnState) -> None:
@@ -731,13 +750,18 @@ class _Worker:
             body = _EMPTY_INPUT
         conn.nreq += 1
         self.served = served = self.served + 1
-        if self.close_checks and (
-            self.draining
-            or not config.keepalive
-            or (config.max_requests and served >= config.max_requests)
-            or (config.max_keepalive_reqs and conn.nreq >= config.max_keepalive_reqs)
-        ):
-            h1.close_after_response()
+        if self.close_checks:
+            if served == self.retire_at and self.hooks is not None:
+                self.hooks.retiring()
+            if (
+                self.draining
+                or not config.keepalive
+                or (config.max_requests and served >= config.max_requests)
+                or (
+                    config.max_keepalive_reqs and conn.nreq >= config.max_keepalive_reqs
+                )
+            ):
+                h1.close_after_response()
         environ: dict[str, Any] | None = None
         try:
             environ = request_environ(

@@ -19,6 +19,7 @@ from starman.pool import (
     Signalled,
     SlotDraining,
     SlotReady,
+    SlotRetiring,
     Spawn,
     Spawned,
     Tick,
@@ -76,6 +77,45 @@ def test_draining_worker_is_replaced_before_it_exits() -> None:
     # A second report, or one for a worker already told to stop, changes nothing.
     assert on_event(state, SlotDraining(1), 6.0) == []
     assert on_event(state, SlotDraining(7), 6.0) == []
+
+
+def test_retiring_worker_is_replaced_early_and_keeps_serving() -> None:
+    # Near --max-requests: the replacement boots while the old worker still serves, and
+    # the old one gets no kill deadline until it actually drains.
+    state = booted(2, graceful_timeout=10.0)
+    assert on_event(state, SlotRetiring(1), 5.0) == [Spawn(2, 1)]
+    assert state.workers[1].state is WorkerState.RETIRING
+    assert state.workers[1].kill_at is None
+    assert on_event(state, Spawned(2, 102), 5.0) == []
+    assert on_event(state, SlotReady(2), 5.1) == []
+    assert on_event(state, Tick(), 100.0) == []  # however long it takes to get there
+    # Then it drains: no second replacement, but now a deadline.
+    assert on_event(state, SlotDraining(1), 200.0) == []
+    assert state.workers[1].state is WorkerState.DRAINING
+    assert state.workers[1].kill_at is not None and state.workers[1].kill_at > 210.0
+    assert on_event(state, ChildExited(101, code=0), 201.0) == []
+    assert pids(state) == {100, 102}
+
+
+def test_retiring_worker_that_exits_is_not_a_boot_failure() -> None:
+    state = booted(2)
+    on_event(state, SlotRetiring(0), 5.0)
+    on_event(state, Spawned(2, 102), 5.0)
+    assert on_event(state, ChildExited(100, code=0), 6.0) == []
+    assert state.boot_failures == 0
+    # A second notice, or one for an unknown slot, changes nothing.
+    assert on_event(state, SlotRetiring(0), 6.0) == []
+    assert on_event(state, SlotRetiring(7), 6.0) == []
+
+
+def test_retiring_workers_are_stopped_by_term_and_replaced_by_hup() -> None:
+    state = booted(2)
+    on_event(state, SlotRetiring(0), 5.0)
+    on_event(state, Spawned(2, 102), 5.0)
+    on_event(state, SlotReady(2), 5.0)
+    actions = on_event(state, Signalled(signal.SIGTERM), 6.0)
+    assert Signal(100, signal.SIGTERM) in actions
+    assert {a.pid for a in actions if isinstance(a, Signal)} == {100, 101, 102}
 
 
 def test_draining_worker_that_never_exits_is_killed() -> None:

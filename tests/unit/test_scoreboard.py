@@ -46,16 +46,24 @@ def test_hooks_walk_the_worker_lifecycle() -> None:
         assert info.state is SlotState.IN_APP and info.request_start_ns > 0
         hooks.request_finished()
         assert board.read(1) == SlotInfo(42, 5, SlotState.READY, 0, 1)
+        hooks.retiring()
+        assert os.read(r, 10) == b"t"
+        info = board.read(1)
+        assert info.retiring and not info.draining and info.state is SlotState.READY
+        hooks.request_started()
+        assert board.read(1).retiring  # the per-request writes keep the notice
+        hooks.request_finished()
+        assert board.read(1) == SlotInfo(42, 5, SlotState.READY, 0, 2, False, True)
         hooks.draining()
         assert os.read(r, 10) == b"d"
-        assert board.read(1) == SlotInfo(42, 5, SlotState.DRAINING, 0, 1, True)
+        assert board.read(1) == SlotInfo(42, 5, SlotState.DRAINING, 0, 2, True)
         hooks.request_started()
         info = board.read(1)
         # IN_APP for --timeout, and still flagged as draining for the master.
         assert info.state is SlotState.IN_APP and info.draining
-        assert (info.pid, info.generation, info.requests) == (42, 5, 1)
+        assert (info.pid, info.generation, info.requests) == (42, 5, 2)
         hooks.request_finished()
-        assert board.read(1) == SlotInfo(42, 5, SlotState.DRAINING, 0, 2, True)
+        assert board.read(1) == SlotInfo(42, 5, SlotState.DRAINING, 0, 3, True)
         assert board.read(0).state is SlotState.EMPTY
     finally:
         os.close(r)
