@@ -11,7 +11,7 @@ Runs with any python that has psutil (the repo venv, or the peers' venv)::
 Servers (``--list`` shows which are available here): ``ours`` (``{python} -m starman``, or
 ``--ours-cmd``), ``ours-ss`` (ours under ``python -m start_server``: its own RSS is the
 ``start_server RSS`` column), ``ours-preload`` (ours with ``--preload-app``, ab scenario only),
-``gunicorn-sync``, ``gunicorn-gthread``, ``granian-wsgi``, ``starman-perl`` (/usr/bin/starman
+``gunicorn-sync``, ``gunicorn-gthread``, ``granian-wsgi``, ``bjoern``, ``starman-perl`` (/usr/bin/starman
 with ``.psgi`` twins of the apps) and ``nginx-return`` (``return 200``: the ceiling, hello only).
 
 Scenarios (apps in bench/apps/): ``hello`` (wrk keep-alive c10, ``Connection: close`` c10,
@@ -692,6 +692,17 @@ def servers() -> list[Server]:
             "granian --interface wsgi, defaults otherwise",
             lambda a: _exe(pb(a, "granian")),
             _flask_with(_peer_python),
+        ),
+        Server(
+            "bjoern",
+            lambda c: [
+                pb(c.args, "python"),
+                os.path.join(APPS, "bjoern_prefork.py"),
+                *(str(c.port), str(c.workers), c.module_app),
+            ],
+            "bjoern (C): bound once, N forked processes each running its loop",
+            lambda a: _can_import(pb(a, "python"), "bjoern"),
+            _only("hello"),
         ),
         Server(
             "starman-perl",
