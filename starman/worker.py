@@ -224,7 +224,7 @@ class _Conn:
         self.body: BodyBuffer | None = None
         self.nreq = 0
         self.dead = False
-        self.mask = _IN
+        self.mask = 0  # the epoll interest; 0 = not registered yet
         self.cleanups: list[tuple[Any, dict[str, Any]]] = []
         self.lingered = 0
         self.worker = worker
@@ -565,15 +565,17 @@ class _Worker:
             conn.tls = lsock.fileno() in self.tls_fds
             conn.since = now
             self.conns[conn.fd] = conn
-            self.epoll.register(conn.fd, _IN)
             self.set_deadline(conn, now + config.read_timeout)
             if conn.tls:
                 conn.state = ConnState.TLS_HANDSHAKE
                 self.tls_handshake(conn, now)
             else:
                 # Clients send as soon as they are connected: the request is usually
-                # here already, so read it now rather than after one more epoll turn.
+                # here already, so read it now rather than after one more epoll turn
+                # (a connection answered and closed at once is never registered).
                 self.on_readable(conn, now)
+            if conn.state is not ConnState.CLOSED and not conn.mask:
+                self.set_mask(conn, _IN)
             return
 
     # ------------------------------------------------------------------ state
@@ -583,8 +585,11 @@ class _Worker:
 
     def set_mask(self, conn: _Conn, mask: int) -> None:
         if conn.mask != mask:
+            if conn.mask:
+                self.epoll.modify(conn.fd, mask)
+            else:
+                self.epoll.register(conn.fd, mask)
             conn.mask = mask
-            self.epoll.modify(conn.fd, mask)
 
     def set_deadline(self, conn: _Conn, deadline: float) -> None:
         conn.deadline = deadline
