@@ -365,8 +365,8 @@ OPTIONS: tuple[Option, ...] = (
         "max_requests",
         to_nonneg_int,
         1000,
-        "recycle a worker after N requests (0 = never); its replacement starts"
-        " a quarter of N before, so no capacity is lost",
+        "recycle a worker after N requests (0 = never); its replacement boots"
+        " shortly before, so no capacity is lost",
     ),
     Option(
         "max_requests_jitter",

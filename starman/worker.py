@@ -54,8 +54,11 @@ OUT_BUFFER_LIMIT = 256 * 1024
 # At most this many whole answers are held for one back-to-back send (bounds the latency
 # corking adds to the first answer of a batch).
 CORK_MAX = 16
-# The early "leaving soon" notice comes this fraction of --max-requests before the limit.
-RETIRE_NOTICE_DIVISOR = 4
+# The early "leaving soon" notice comes when, at the rate so far, the worker will reach
+# --max-requests within this many seconds: enough for its replacement to boot (a few ms
+# of CPU, more on a loaded machine), short enough that the two rarely coexist for long.
+RETIRE_LEAD_SECONDS = 0.05
+_NO_CHECK = 1 << 62
 RECV_SIZE = 65536
 LINGER_SECONDS = 2.0  # lingering close: discard input this long (gunicorn #2881 resets)
 LINGER_BYTES = 64 * 1024
@@ -435,8 +438,8 @@ class _Worker:
         # Near --max-requests the master is told this worker leaves soon, so that its
         # replacement is booted and accepting before this one closes its connections
         # (otherwise they all reconnect to the other workers, and the new one idles).
-        limit = config.max_requests
-        self.retire_at = limit - limit // RETIRE_NOTICE_DIVISOR if limit >= 10 else 0
+        self.retire_check_at = 1 if config.max_requests else _NO_CHECK
+        self.started = time.monotonic()
 
     # -------------------------------------------------------------- listeners
     def register_listeners(self) -> None:
@@ -756,8 +759,8 @@ class _Worker:
         conn.nreq += 1
         self.served = served = self.served + 1
         if self.close_checks:
-            if served == self.retire_at and self.hooks is not None:
-                self.hooks.retiring()
+            if served >= self.retire_check_at:
+                self.check_retiring(served)
             if (
                 self.draining
                 or not config.keepalive
@@ -808,6 +811,17 @@ class _Worker:
                 self.uncork()
             return
         self.finish(conn, now)
+
+    def check_retiring(self, served: int) -> None:
+        """Send the "leaving soon" notice once --max-requests is near, or plan the next
+        look (ever closer as the limit approaches: about eight looks per life)."""
+        limit = self.config.max_requests
+        if retire_due(limit, served, time.monotonic() - self.started):
+            self.retire_check_at = _NO_CHECK
+            if self.hooks is not None:
+                self.hooks.retiring()
+        else:
+            self.retire_check_at = served + max(1, (limit - served) // 8)
 
     def uncork(self) -> None:
         """Send the held answers back to back, then finish each exchange."""
@@ -1144,6 +1158,13 @@ class _Worker:
                     log.warning("worker %d: graceful timeout, closing", os.getpid())
                     return 0
             listeners = self.listeners
+
+
+def retire_due(limit: int, served: int, elapsed: float) -> bool:
+    """At the rate so far (``served`` requests in ``elapsed`` seconds), will the worker
+    reach ``limit`` within RETIRE_LEAD_SECONDS?"""
+    left = limit - served
+    return left <= 0 or left * elapsed <= RETIRE_LEAD_SECONDS * served
 
 
 def _nothing_unread(sock: socket.socket) -> bool:

@@ -144,27 +144,23 @@ def test_max_requests_recycles_the_worker_after_n_requests(launcher: Launcher) -
 def test_near_max_requests_the_replacement_boots_before_the_worker_leaves(
     launcher: Launcher,
 ) -> None:
-    # --max-requests 20: the notice comes at request 18 (a tenth before the limit); the
-    # replacement is up while the old worker still answers with keep-alive.
-    server = launcher.inherited(APP, "--max-requests", "20", workers=1)
+    # --max-requests 40 on one keep-alive connection: well before the 40th request the
+    # replacement is up, while the old worker still answers with keep-alive.
+    server = launcher.inherited(APP, "--max-requests", "40", workers=1)
     assert isinstance(server.address, str)
+    (old,) = server.workers()
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(5)
         sock.connect(server.address)
-        pids = set()
-        for _ in range(17):
+        for _ in range(30):
             head, body = _keepalive_get(sock)
-            pids.add(body.split(":")[0])
-        (old,) = pids
-        assert server.workers() == {int(old)}
-        head, body = _keepalive_get(sock)  # request 18: the notice
-        assert body.split(":")[0] == old
+            assert body.split(":")[0] == str(old)
         wait_for(lambda: len(server.workers()) == 2)
-        new = next(p for p in server.workers() if p != int(old))
-        for i in (19, 20):
+        (new,) = server.workers() - {old}
+        for i in range(31, 41):
             head, body = _keepalive_get(sock)
-            assert body.split(":")[0] == old
-            assert (b"connection: close" in head.lower()) == (i == 20), head
+            assert body.split(":")[0] == str(old)
+            assert (b"connection: close" in head.lower()) == (i == 40), head
     wait_for(lambda: server.workers() == {new})
     assert server.body().split(":")[0] == str(new)
 
