@@ -499,7 +499,8 @@ class Master:
         for sig in signals:
             if sig is signal.SIGCHLD:
                 continue
-            code = self._feed(pool.Signalled(sig))
+            busy = self._busy_slots() if sig is signal.SIGTTOU else frozenset()
+            code = self._feed(pool.Signalled(sig, busy))
             if code is not None:
                 return code
         for event in self._scan_board(time.monotonic()):
@@ -560,6 +561,18 @@ class Master:
             # A request that starts after this scan is due no earlier than now + limit.
             self.timeout_check_at = now + (next_check_ns - now_ns) / 1e9 + 0.001
         return events
+
+    def _busy_slots(self) -> frozenset[int]:
+        """Slots whose worker is inside the app now (TTOU retires an idle one)."""
+        assert self.board is not None and self.state is not None
+        busy = set()
+        for w in self.state.workers.values():
+            if w.pid is None:
+                continue
+            info = self.board.read(w.slot)
+            if info.pid == w.pid and info.state is SlotState.IN_APP:
+                busy.add(w.slot)
+        return frozenset(busy)
 
     def _write_status(self) -> None:
         path = self.s.status_file

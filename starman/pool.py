@@ -88,9 +88,11 @@ class ChildExited:
 
 @dataclass(frozen=True)
 class Signalled:
-    """The master received a signal."""
+    """The master received a signal. For TTOU, ``busy`` names the slots whose worker is
+    inside the app right now (from the scoreboard): the least-loaded worker retires."""
 
     sig: signal.Signals
+    busy: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -273,7 +275,7 @@ def on_event(state: PoolState, event: Event, now: float) -> list[Action]:
     elif isinstance(event, ChildExited):
         _on_exit(state, event, now, actions)
     elif isinstance(event, Signalled):
-        _on_signal(state, event.sig, now, actions)
+        _on_signal(state, event.sig, now, actions, event.busy)
     elif isinstance(event, SlotReady):
         _on_ready(state, event.slot, now, actions)
     elif isinstance(event, SlotRetiring):
@@ -390,7 +392,11 @@ def _begin_stop(
 
 
 def _on_signal(
-    state: PoolState, sig: signal.Signals, now: float, actions: list[Action]
+    state: PoolState,
+    sig: signal.Signals,
+    now: float,
+    actions: list[Action],
+    busy: frozenset[int] = frozenset(),
 ) -> None:
     if sig in (signal.SIGTERM, signal.SIGQUIT):
         if sig is signal.SIGTERM and state.term_immediate:
@@ -426,9 +432,15 @@ def _on_signal(
         log.info("received SIGTTOU: workers %d -> %d", state.target + 1, state.target)
         serving = state.serving(state.generation)
         if len(serving) > state.target:
-            # Prefer one still booting (it serves nobody), then the newest slot.
+            # The least loaded: one still booting (it serves nobody), then one not
+            # inside the app right now, then the newest slot.
             victim = max(
-                serving, key=lambda w: (w.state is WorkerState.BOOTING, w.slot)
+                serving,
+                key=lambda w: (
+                    w.state is WorkerState.BOOTING,
+                    w.slot not in busy,
+                    w.slot,
+                ),
             )
             _stop_worker(
                 state, victim, signal.SIGTERM, state.graceful_timeout, now, actions

@@ -35,6 +35,40 @@ def test_ttin_ttou_change_the_worker_count_never_below_one(launcher: Launcher) -
     assert server.body().endswith(":1:v1")
 
 
+def test_ttou_retires_a_worker_that_is_not_inside_the_app(launcher: Launcher) -> None:
+    # A short request then a long one, so that when TTOU comes the worker still in the
+    # app is (as the kernel hands out connections) the newer one, which a "newest slot"
+    # rule would retire. The status file is written once a second: the sleeps leave
+    # room for that.
+    status = os.path.join(launcher.tmpdir, "status.json")
+    server = launcher.inherited(APP, "--status-file", status, workers=2)
+    results: list[bytes] = []
+
+    def in_app() -> set[int]:
+        with open(status) as f:
+            doc = json.load(f)
+        return {w["pid"] for w in doc["workers"] if w.get("state") == "in_app"}
+
+    short = threading.Thread(target=lambda: results.append(server.get("/sleep?s=2.5")))
+    long = threading.Thread(
+        target=lambda: results.append(server.get("/sleep?s=6", timeout=15))
+    )
+    short.start()
+    wait_for(lambda: len(in_app()) == 1)
+    long.start()
+    try:
+        wait_for(lambda: len(in_app()) == 2)
+        short.join(timeout=10)
+        (busy,) = wait_for(lambda: in_app() if len(in_app()) == 1 else None)
+        server.signal(signal.SIGTTOU)
+        wait_for(lambda: server.workers() == {busy})
+    finally:
+        short.join(timeout=10)
+        long.join(timeout=10)
+    assert len(results) == 2
+    assert response_body(results[1]).decode().startswith(f"{busy}:")
+
+
 def test_killed_worker_is_replaced_and_serves(launcher: Launcher) -> None:
     server = launcher.inherited(APP, workers=2)
     before = server.workers()

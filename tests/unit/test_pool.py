@@ -148,6 +148,23 @@ def test_ttin_and_ttou_change_the_pool_by_one() -> None:
     assert state.target == 2 and pids(state) == {100, 101}
 
 
+def test_ttou_retires_the_least_loaded_worker() -> None:
+    # Slot 2 is the newest but inside the app; slot 1 is idle: slot 1 goes.
+    state = booted(3)
+    actions = on_event(state, Signalled(signal.SIGTTOU, frozenset({0, 2})), 1.0)
+    assert actions == [Signal(101, signal.SIGTERM)]
+    # All busy: the newest goes.
+    state = booted(3)
+    actions = on_event(state, Signalled(signal.SIGTTOU, frozenset({0, 1, 2})), 1.0)
+    assert actions == [Signal(102, signal.SIGTERM)]
+    # A booting worker serves nobody: it goes first, busy or not.
+    state = booted(2)
+    on_event(state, Signalled(signal.SIGTTIN), 1.0)
+    on_event(state, Spawned(2, 102), 1.0)
+    actions = on_event(state, Signalled(signal.SIGTTOU, frozenset({2})), 1.0)
+    assert actions == [Signal(102, signal.SIGTERM)]
+
+
 def test_ttou_never_goes_below_one(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     state = booted(1)
