@@ -162,11 +162,12 @@ ACCESS_LOG_DIRECTIVES = {
     "b": "response body bytes, - for none",
     "B": "response body bytes, 0 for none",
     "P": "worker pid",
-    "{Referer}i": "Referer header",
-    "{User-Agent}i": "User-Agent header",
+    "D": "time taken to serve the request, in microseconds",
+    "T": "time taken to serve the request, in whole seconds",
+    "{Header}i": "that request header, - when absent, e.g. %{X-Request-Id}i",
     "%": "a literal %",
 }
-_DIRECTIVE_RE = re.compile(r"%(>s|\{[A-Za-z0-9-]+\}i|.?)")
+DIRECTIVE_RE = re.compile(r"%(>s|\{[A-Za-z0-9_-]+\}i|.?)")
 
 
 def parse_access_log_format(text: str) -> str:
@@ -175,10 +176,10 @@ def parse_access_log_format(text: str) -> str:
     Raises ValueError naming the first unknown directive.
     """
     fmt = ACCESS_LOG_FORMATS.get(text.strip().lower(), text)
-    for m in _DIRECTIVE_RE.finditer(fmt):
+    for m in DIRECTIVE_RE.finditer(fmt):
         word = m.group(1)
         if word.startswith("{") and word.endswith("}i"):
-            word = "{" + word[1:-2].title() + "}i"
+            continue
         if word not in ACCESS_LOG_DIRECTIVES:
             raise ValueError(
                 f"unknown directive %{m.group(1)}: expected 'combined', 'common' or a "

@@ -16,7 +16,6 @@ import logging
 import os
 import pwd
 import random
-import re
 import selectors
 import signal
 import sys
@@ -32,7 +31,7 @@ from starman.appload import (
     load_app,
     preload_modules,
 )
-from starman.config import Settings, parse_access_log_format
+from starman.config import DIRECTIVE_RE, Settings, parse_access_log_format
 from starman.listeners import Listener, close_listeners, resolve_listeners
 from starman.scoreboard import Scoreboard, SlotHooks, SlotState
 from starman.worker import WorkerConfig, run_worker
@@ -105,7 +104,9 @@ class AccessLogFormatter(logging.Formatter):
     """Renders the worker's access record with an ``--access-log-format`` string.
 
     The worker logs ``(remote, time, request line, status, bytes, referer, user agent)``
-    as the record's args (the combined line); other records pass through unchanged.
+    as the record's args (the combined line), with the request's environ and the time it
+    took (µs) as the record's ``starman_environ`` and ``starman_us`` attributes; other
+    records pass through unchanged.
     """
 
     def __init__(self, fmt: str) -> None:
@@ -137,27 +138,52 @@ class AccessLogFormatter(logging.Formatter):
             "b": str(size),
             "B": "0" if size == "-" else str(size),
             "P": str(record.process),
-            "{Referer}i": str(referer),
-            "{User-Agent}i": str(agent),
             "%": "%",
         }
-        return "".join(fields[key] if is_key else key for is_key, key in self.parts)
+        micros = getattr(record, "starman_us", None)
+        if micros is not None:
+            fields["D"] = str(micros)
+            fields["T"] = str(micros // 1_000_000)
+        else:
+            fields["D"] = fields["T"] = "-"
+        environ = getattr(record, "starman_environ", None) or {
+            "HTTP_REFERER": str(referer),
+            "HTTP_USER_AGENT": str(agent),
+        }
+        out = []
+        for kind, text in self.parts:
+            if kind is _LITERAL:
+                out.append(text)
+            elif kind is _FIELD:
+                out.append(fields[text])
+            else:
+                value = environ.get(text)
+                out.append(value if isinstance(value, str) and value else "-")
+        return "".join(out)
 
 
-def _compile_access_format(fmt: str) -> list[tuple[bool, str]]:
-    """Split a checked format into (is_directive, text) pieces."""
-    parts: list[tuple[bool, str]] = []
+_LITERAL, _FIELD, _HEADER = "literal", "field", "header"
+# Request headers whose environ key has no HTTP_ prefix (PEP 3333).
+_UNPREFIXED = frozenset(("CONTENT_TYPE", "CONTENT_LENGTH"))
+
+
+def _compile_access_format(fmt: str) -> list[tuple[str, str]]:
+    """Split a checked format into (kind, text) pieces: a literal, a field name, or the
+    environ key of a request header."""
+    parts: list[tuple[str, str]] = []
     pos = 0
-    for m in re.finditer(r"%(>s|\{[A-Za-z0-9-]+\}i|.?)", fmt):
+    for m in DIRECTIVE_RE.finditer(fmt):
         if m.start() > pos:
-            parts.append((False, fmt[pos : m.start()]))
+            parts.append((_LITERAL, fmt[pos : m.start()]))
         word = m.group(1)
         if word.startswith("{") and word.endswith("}i"):
-            word = "{" + word[1:-2].title() + "}i"
-        parts.append((True, word))
+            name = word[1:-2].upper().replace("-", "_")
+            parts.append((_HEADER, name if name in _UNPREFIXED else "HTTP_" + name))
+        else:
+            parts.append((_FIELD, word))
         pos = m.end()
     if pos < len(fmt):
-        parts.append((False, fmt[pos:]))
+        parts.append((_LITERAL, fmt[pos:]))
     return parts
 
 

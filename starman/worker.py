@@ -756,6 +756,7 @@ class _Worker:
         else:
             length = 0
             body = _EMPTY_INPUT
+        started = time.perf_counter() if config.access_log else 0.0
         conn.nreq += 1
         self.served = served = self.served + 1
         if self.close_checks:
@@ -795,7 +796,7 @@ class _Worker:
             if hooks is not None:
                 hooks.request_finished()
         if config.access_log:
-            self.log_access(conn, environ, h1.response_status)
+            self.log_access(conn, environ, h1.response_status, started)
         handlers = environ.get("starman.cleanup.handlers")
         if handlers:
             conn.cleanups.extend((h, environ) for h in handlers)
@@ -905,7 +906,11 @@ class _Worker:
                 log.exception("error in a starman.cleanup handler")
 
     def log_access(
-        self, conn: _Conn, environ: dict[str, Any] | None, status: int
+        self,
+        conn: _Conn,
+        environ: dict[str, Any] | None,
+        status: int,
+        started: float | None = None,
     ) -> None:
         h1 = conn.h1
         req = h1.request
@@ -926,6 +931,12 @@ class _Worker:
             h1.body_bytes_sent or "-",
             env.get("HTTP_REFERER", "-"),
             env.get("HTTP_USER_AGENT", "-"),
+            extra={
+                "starman_environ": env,
+                "starman_us": None
+                if started is None
+                else int((time.perf_counter() - started) * 1e6),
+            },
         )
 
     # ------------------------------------------------------------------ write

@@ -54,7 +54,7 @@ def test_access_log_format_survives_logrotate_and_error_log_has_timestamps(
         "--error-log",
         errors,
         "--access-log-format",
-        "%m %U %q %H %>s %B [%{user-agent}i] %%",
+        "%m %U %q %H %>s %B [%{user-agent}i] %%  %{Host}i %{X-Missing}i %D %T",
         APP,
         workers=1,
         wait_ready=False,
@@ -63,9 +63,9 @@ def test_access_log_format_survives_logrotate_and_error_log_has_timestamps(
     assert isinstance(server.address, str)
     _request(server.address, "/p?q=1")
     line = wait_for(lambda: read(access))
-    assert re.fullmatch(r"GET /p \?q=1 HTTP/1\.1 200 \d+ \[probe/1\.0\] %\n", line), (
-        line
-    )
+    assert re.fullmatch(
+        r"GET /p \?q=1 HTTP/1\.1 200 \d+ \[probe/1\.0\] %  t - \d+ 0\n", line
+    ), line
     # Every error-log line starts with a timestamp, the pid and the level.
     for line in read(errors).splitlines():
         assert re.match(TIMESTAMP + r" \[\d+\] (INFO|WARNING|ERROR|DEBUG) ", line), line

@@ -244,6 +244,29 @@ def test_named_access_log_formats_and_directives() -> None:
     assert parse_access_log_format("%h %{user-agent}i %% %P") == (
         "%h %{user-agent}i %% %P"
     )
-    for bad in ("%", "%{X-Forwarded-For}i", "%D"):
+    for good in ("%{X-Forwarded-For}i %{x_real_ip}i", "%D %T"):
+        assert parse_access_log_format(good) == good
+    for bad in ("%", "%Z", "%{}i", "%{Host}o"):
         with pytest.raises(ValueError, match="unknown directive"):
             parse_access_log_format(bad)
+
+
+def test_access_log_formatter_fills_headers_and_durations() -> None:
+    import logging
+
+    from starman.master import AccessLogFormatter
+
+    fmt = AccessLogFormatter('%h "%r" %>s %b %{X-Request-Id}i %{Content-Type}i %D %T')
+    record = logging.LogRecord(
+        "starman.access", logging.INFO, __file__, 1, "%s", None, None
+    )
+    record.args = ("10.0.0.1", "t", "POST /x HTTP/1.1", 201, 5, "-", "-")
+    record.starman_environ = {"HTTP_X_REQUEST_ID": "abc", "CONTENT_TYPE": "text/plain"}
+    record.starman_us = 2_500_000
+    assert fmt.format(record) == (
+        '10.0.0.1 "POST /x HTTP/1.1" 201 5 abc text/plain 2500000 2'
+    )
+    # Without the environ and timing (a rejected request): dashes.
+    record.starman_environ = {}
+    record.starman_us = None
+    assert fmt.format(record) == '10.0.0.1 "POST /x HTTP/1.1" 201 5 - - - -'
