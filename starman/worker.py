@@ -233,9 +233,8 @@ class _Conn:
         self.worker = worker
         self.tls = False  # set by accept() after wrapping the socket
         self.since = 0.0  # when it was accepted or last went idle (eviction order)
-        self.corked: list[bytes] | None = (
-            None  # a whole response held for the batch flush
-        )
+        # A whole response held for the batch flush (see _Worker.uncork).
+        self.corked: list[bytes] | None = None
 
     # Transport (used by wsgi.call_app) ------------------------------------------
     def write(self, parts: list[bytes], final: bool = False) -> None:
