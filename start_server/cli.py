@@ -32,14 +32,19 @@ def _error(message: str) -> None:
 # directories below, and parses the same arguments again. The environment is passed
 # on untouched, so the children see exactly what they would without the re-exec.
 # ``main(argv)`` called with an explicit argv (tests, embedding) never re-execs.
+# The boot code gets this package's directories embedded, and the word "start_server"
+# as its first argument, so that ps and ``pgrep -f "start_server --port"`` see the
+# program name followed by its options, as with Perl's start_server.
 _LEAN_BOOT = """\
 import sys
 if sys.path[:1] == [""]:
     del sys.path[0]  # -c put the current directory first; the script did not
-sys.path[:0] = sys.argv.pop(1).split(__import__("os").pathsep)
+sys.path[:0] = {paths!r}
+del sys.argv[1]  # "start_server"
 from start_server.cli import main
 sys.exit(main())
 """
+PROGRAM = "start_server"
 
 
 def _lean_path() -> list[str]:
@@ -59,8 +64,8 @@ def _reexec_without_site() -> None:
     import subprocess  # the interpreter flags (-E, -u, -X...) helper multiprocessing uses
 
     flags = subprocess._args_from_interpreter_flags()  # type: ignore[attr-defined]
-    argv = [sys.executable, *flags, "-S", "-c", _LEAN_BOOT]
-    argv += [os.pathsep.join(_lean_path()), *sys.argv[1:]]
+    boot = _LEAN_BOOT.format(paths=_lean_path())
+    argv = [sys.executable, *flags, "-S", "-c", boot, PROGRAM, *sys.argv[1:]]
     sys.stdout.flush()
     sys.stderr.flush()
     try:

@@ -101,7 +101,10 @@ def test_reexec_keeps_pid_and_the_childs_environment(how: str, tmp_path: Path) -
         assert dict(ast.literal_eval(seen)) == expected
         cmdline = Path(f"/proc/{proc.pid}/cmdline")
         if cmdline.exists():  # the supervisor is the process we started, now -S
-            assert b"-S" in cmdline.read_bytes().split(b"\0")
+            words = cmdline.read_bytes().split(b"\0")
+            assert b"-S" in words
+            # ps and pgrep -f see the program name followed by its options.
+            assert b" start_server --path " in b" ".join(words)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)
