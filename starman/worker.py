@@ -58,6 +58,9 @@ CORK_MAX = 16
 # --max-requests within this many seconds: enough for its replacement to boot (a few ms
 # of CPU, more on a loaded machine), short enough that the two rarely coexist for long.
 RETIRE_LEAD_SECONDS = 0.05
+# A worker that gave the notice but has not reached the limit this long after (its
+# traffic slowed or stopped) drains anyway: its replacement is already serving.
+RETIRE_GRACE_SECONDS = 2.0
 _NO_CHECK = 1 << 62
 RECV_SIZE = 65536
 LINGER_SECONDS = 2.0  # lingering close: discard input this long (gunicorn #2881 resets)
@@ -438,6 +441,7 @@ class _Worker:
         # replacement is booted and accepting before this one closes its connections
         # (otherwise they all reconnect to the other workers, and the new one idles).
         self.retire_check_at = 1 if config.max_requests else _NO_CHECK
+        self.retire_by = 0.0  # once the notice is given: drain by then at the latest
         self.started = time.monotonic()
 
     # -------------------------------------------------------------- listeners
@@ -816,8 +820,10 @@ class _Worker:
         """Send the "leaving soon" notice once --max-requests is near, or plan the next
         look (ever closer as the limit approaches: about eight looks per life)."""
         limit = self.config.max_requests
-        if retire_due(limit, served, time.monotonic() - self.started):
+        now = time.monotonic()
+        if retire_due(limit, served, now - self.started):
             self.retire_check_at = _NO_CHECK
+            self.retire_by = now + RETIRE_GRACE_SECONDS
             if self.hooks is not None:
                 self.hooks.retiring()
         else:
@@ -1018,7 +1024,9 @@ class _Worker:
             timeout = min(timeout, PARENT_CHECK_INTERVAL)
         if self.draining:
             timeout = min(timeout, self.drain_deadline - now)
-        elif not self.accepting:
+        elif self.retire_by:
+            timeout = min(timeout, self.retire_by - now)
+        if not self.draining and not self.accepting:
             timeout = min(timeout, self.resume_accept_at - now)
         return max(timeout, 0.0)
 
@@ -1156,6 +1164,12 @@ class _Worker:
                     self.register_listeners()
                 else:  # still full of requests in progress: look again later
                     self.resume_accept_at = now + FULL_RECHECK
+            if self.retire_by and now >= self.retire_by and not self.draining:
+                log.debug(
+                    "worker %d: traffic slowed before --max-requests: retiring now",
+                    os.getpid(),
+                )
+                self.start_drain(now)
             if parent_pid is not None and now >= next_parent_check:
                 next_parent_check = now + PARENT_CHECK_INTERVAL
                 if os.getppid() != parent_pid:

@@ -199,6 +199,25 @@ def test_near_max_requests_the_replacement_boots_before_the_worker_leaves(
     assert server.body().split(":")[0] == str(new)
 
 
+def test_a_worker_that_gave_notice_then_went_quiet_retires_anyway(
+    launcher: Launcher,
+) -> None:
+    # Near the limit, then no more traffic: the notice has booted a replacement, so the
+    # old worker does not linger beside it (RETIRE_GRACE_SECONDS, 2 s).
+    server = launcher.inherited(APP, "--max-requests", "40", workers=1)
+    assert isinstance(server.address, str)
+    (old,) = server.workers()
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(5)
+        sock.connect(server.address)
+        for _ in range(38):
+            _keepalive_get(sock)
+        wait_for(lambda: len(server.workers()) == 2)
+        (new,) = server.workers() - {old}
+        wait_for(lambda: server.workers() == {new}, timeout=10)
+    assert server.body().split(":")[0] == str(new)
+
+
 def test_preload_app_imports_once_in_the_master(launcher: Launcher) -> None:
     record = os.path.join(launcher.tmpdir, "imports.txt")
     env = {"MASTER_APP_IMPORT_LOG": record}
