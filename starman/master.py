@@ -336,7 +336,6 @@ class Master:
         self.ssl_context: Any = None  # an ssl.SSLContext when a listener speaks TLS
         self.next_status_write = 0.0
         self.timeout_check_at: float | None = None
-        self.forked_at = 0.0  # in a worker: when it was forked (its boot time)
 
     # ---------------------------------------------------------------- start-up
 
@@ -691,7 +690,6 @@ class Master:
 
     def _child(self, slot: int, generation: int, mask: set[int]) -> NoReturn:
         """In the forked worker: never returns into the master's loop."""
-        self.forked_at = time.monotonic()
         status = pool.WORKER_BOOT_ERROR
         try:
             assert self.waker is not None and self.selector is not None
@@ -736,7 +734,6 @@ class Master:
             s.env == "development" and s.default_middleware
         )
         config = WorkerConfig(
-            boot_seconds=time.monotonic() - self.forked_at if self.forked_at else 0.0,
             keepalive=s.keepalive,
             keepalive_timeout=s.keepalive_timeout,
             read_timeout=s.read_timeout,

@@ -55,9 +55,8 @@ OUT_BUFFER_LIMIT = 256 * 1024
 # corking adds to the first answer of a batch).
 CORK_MAX = 16
 # The early "leaving soon" notice comes when, at the rate so far, the worker will reach
-# --max-requests within this many seconds, or twice its own boot time if longer (its
-# replacement will boot the same app): enough for the replacement to be accepting, short
-# enough that the two rarely coexist for long.
+# --max-requests within this many seconds: enough for its replacement to boot (a few ms
+# of CPU, more on a loaded machine), short enough that the two rarely coexist for long.
 RETIRE_LEAD_SECONDS = 0.05
 # A worker that gave the notice but has not reached the limit this long after (its
 # traffic slowed or stopped) drains anyway: its replacement is already serving.
@@ -107,9 +106,6 @@ class WorkerConfig:
     generation: str | None = None  # environ["starman.generation"]
     ssl_context: ssl.SSLContext | None = None  # TLS for the listeners in tls_fds
     tls_fds: frozenset[int] = frozenset()  # listener fds whose connections speak TLS
-    boot_seconds: float = (
-        0.0  # fork to app loaded: about what the replacement will take
-    )
 
 
 class WorkerHooks(Protocol):
@@ -446,7 +442,6 @@ class _Worker:
         # (otherwise they all reconnect to the other workers, and the new one idles).
         self.retire_check_at = 1 if config.max_requests else _NO_CHECK
         self.retire_by = 0.0  # once the notice is given: drain by then at the latest
-        self.retire_lead = max(RETIRE_LEAD_SECONDS, 2 * config.boot_seconds)
         self.started = time.monotonic()
 
     # -------------------------------------------------------------- listeners
@@ -826,9 +821,9 @@ class _Worker:
         look (ever closer as the limit approaches: about eight looks per life)."""
         limit = self.config.max_requests
         now = time.monotonic()
-        if retire_due(limit, served, now - self.started, self.retire_lead):
+        if retire_due(limit, served, now - self.started):
             self.retire_check_at = _NO_CHECK
-            self.retire_by = now + self.retire_lead + RETIRE_GRACE_SECONDS
+            self.retire_by = now + RETIRE_GRACE_SECONDS
             if self.hooks is not None:
                 self.hooks.retiring()
         else:
@@ -1189,13 +1184,11 @@ class _Worker:
             listeners = self.listeners
 
 
-def retire_due(
-    limit: int, served: int, elapsed: float, lead: float = RETIRE_LEAD_SECONDS
-) -> bool:
+def retire_due(limit: int, served: int, elapsed: float) -> bool:
     """At the rate so far (``served`` requests in ``elapsed`` seconds), will the worker
-    reach ``limit`` within ``lead`` seconds?"""
+    reach ``limit`` within RETIRE_LEAD_SECONDS?"""
     left = limit - served
-    return left <= 0 or left * elapsed <= lead * served
+    return left <= 0 or left * elapsed <= RETIRE_LEAD_SECONDS * served
 
 
 def _nothing_unread(sock: socket.socket) -> bool:
