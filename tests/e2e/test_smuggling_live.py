@@ -155,6 +155,9 @@ http {{
     upstream starman {{
         server unix:{sock};
         keepalive 4;
+        # nginx drops an idle upstream connection before starman's 0.3 s idle close,
+        # so it never reuses one that starman is closing (a 502 race, not framing).
+        keepalive_timeout 100ms;
     }}
     server {{
         listen 127.0.0.1:{port};
