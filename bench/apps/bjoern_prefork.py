@@ -39,20 +39,19 @@ def main() -> int:
                 os._exit(0)
         children.append(pid)
 
-    def stop(signum: int, frame: FrameType | None) -> None:
+    def signal_all(sig: int) -> None:
         for child in children:
             try:
-                os.kill(child, signal.SIGTERM)
+                os.kill(child, sig)
             except ProcessLookupError:
                 pass
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        signal_all(signal.SIGTERM)
         signal.alarm(STOP_GRACE_S)
 
     def kill(signum: int, frame: FrameType | None) -> None:
-        for child in children:
-            try:
-                os.kill(child, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        signal_all(signal.SIGKILL)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -13,7 +13,7 @@ import psutil
 import pytest
 from helpers import response_body, wait_for
 
-from tests.e2e.starman_master_harness import BROKEN_APP, Launcher, launcher
+from tests.e2e.starman_master_harness import BROKEN_APP, Launcher, Server, launcher
 
 __all__ = ["launcher"]
 
@@ -175,22 +175,31 @@ def test_max_requests_recycles_the_worker_after_n_requests(launcher: Launcher) -
     assert server.body().split(":")[0] != pids[0]
 
 
+def _near_the_limit(
+    server: Server, sock: socket.socket, requests: int
+) -> tuple[int, int]:
+    """Send ``requests`` keep-alive requests (all answered by the one worker), then wait
+    for the replacement its leaving-soon notice boots: (old pid, new pid)."""
+    assert isinstance(server.address, str)
+    (old,) = server.workers()
+    sock.settimeout(5)
+    sock.connect(server.address)
+    for _ in range(requests):
+        head, body = _keepalive_get(sock)
+        assert body.split(":")[0] == str(old)
+    wait_for(lambda: len(server.workers()) == 2)
+    (new,) = server.workers() - {old}
+    return old, new
+
+
 def test_near_max_requests_the_replacement_boots_before_the_worker_leaves(
     launcher: Launcher,
 ) -> None:
     # --max-requests 40 on one keep-alive connection: well before the 40th request the
     # replacement is up, while the old worker still answers with keep-alive.
     server = launcher.inherited(APP, "--max-requests", "40", workers=1)
-    assert isinstance(server.address, str)
-    (old,) = server.workers()
     with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(5)
-        sock.connect(server.address)
-        for _ in range(30):
-            head, body = _keepalive_get(sock)
-            assert body.split(":")[0] == str(old)
-        wait_for(lambda: len(server.workers()) == 2)
-        (new,) = server.workers() - {old}
+        old, new = _near_the_limit(server, sock, 30)
         for i in range(31, 41):
             head, body = _keepalive_get(sock)
             assert body.split(":")[0] == str(old)
@@ -205,15 +214,8 @@ def test_a_worker_that_gave_notice_then_went_quiet_retires_anyway(
     # Near the limit, then no more traffic: the notice has booted a replacement, so the
     # old worker does not linger beside it (RETIRE_GRACE_SECONDS, 2 s).
     server = launcher.inherited(APP, "--max-requests", "40", workers=1)
-    assert isinstance(server.address, str)
-    (old,) = server.workers()
     with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(5)
-        sock.connect(server.address)
-        for _ in range(38):
-            _keepalive_get(sock)
-        wait_for(lambda: len(server.workers()) == 2)
-        (new,) = server.workers() - {old}
+        _old, new = _near_the_limit(server, sock, 38)
         wait_for(lambda: server.workers() == {new}, timeout=10)
     assert server.body().split(":")[0] == str(new)
 
