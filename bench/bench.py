@@ -1358,6 +1358,23 @@ def emit(
         print(f"\nplot: {svg}")
 
 
+def compile_ours(python: str) -> None:
+    """Write our packages' bytecode caches, as ``pip install`` does for the peers.
+
+    The servers run with PYTHONDONTWRITEBYTECODE (nothing else written into the repo), so
+    a missing or stale ``.pyc`` would be compiled from source at every start: slower
+    starts and a master heap left fragmented by the compiler (~4 MB more tree PSS at 10
+    workers), which is not how an installed server runs.
+    """
+    pkgs = [os.path.join(REPO, p) for p in ("starman", "start_server")]
+    subprocess.run(
+        [python, "-m", "compileall", "-q", *pkgs],
+        stdout=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.report:
@@ -1390,6 +1407,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if _exe(tool):
             print(f"bench: {tool} is missing", file=sys.stderr)
             return 2
+    if any(s.name.startswith("ours") for s in runnable):
+        compile_ours(args.ours_python)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = args.out or f"/tmp/bench-{stamp}.json"
     svg = args.svg or os.path.splitext(out)[0] + ".svg"

@@ -100,7 +100,7 @@ def run_worker(n: int) -> float:
     h1 = ServerConnection(worker.date)
     conn = _Conn(a, h1, env, True, True, worker)
     worker.conns[conn.fd] = conn
-    worker.epoll.register(conn.fd, select_in())
+    worker.set_mask(conn, select_in())
     b.settimeout(5)
     b.sendall(REQUEST)  # warm the first one outside the timing
     _one(worker, conn, b, time.monotonic())

@@ -6,7 +6,6 @@ Rule: no socket, selectors, signal, time or logging imports; the worker loop wri
 from __future__ import annotations
 
 import io
-import tempfile
 from collections.abc import Iterator
 from typing import IO
 
@@ -87,6 +86,8 @@ class BodyBuffer:
             return
         self._chunks.append(data)
         if self.size > self._max_memory:
+            import tempfile  # only when a body spills: ~0.7 MB the master need not hold
+
             f = tempfile.TemporaryFile(dir=self._tmp_dir)
             f.writelines(self._chunks)
             self._chunks = []

@@ -34,7 +34,7 @@ from starman.appload import (
 from starman.config import DIRECTIVE_RE, Settings, parse_access_log_format
 from starman.listeners import Listener, close_listeners, resolve_listeners
 from starman.scoreboard import Scoreboard, SlotHooks, SlotState
-from starman.worker import WorkerConfig, run_worker
+from starman.worker import WorkerConfig, rehearse, run_worker
 from start_server.proc import PidFile, PidFileError, atomic_write, reap
 from start_server.sdnotify import ENV_NOTIFY_SOCKET, notify
 from start_server.sigwake import SignalWaker
@@ -466,6 +466,7 @@ class Master:
         s = self.s
         _libc()  # load once here; every forked worker inherits it (see _libc)
         _setproctitle()  # likewise
+        rehearse()  # workers inherit the request path's bytecode already specialised
         if s.proctitle:
             set_title("starman master " + " ".join(self.argv), "starman-master")
         self.board = Scoreboard(MAX_SLOTS)

@@ -17,7 +17,6 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, Protocol
 
 from starman.body import BodyBuffer, BodyInput, empty_input
@@ -155,6 +154,28 @@ _OUT = select.EPOLLOUT
 _EMPTY_INPUT = empty_input()  # shared and stateless: never released
 
 
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = (
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
+)  # fmt: skip
+
+
+def imf_fixdate(seconds: float) -> bytes:
+    """RFC 9110 §5.6.7 IMF-fixdate, e.g. ``Sun, 06 Nov 1994 08:49:37 GMT`` (English
+    names whatever the locale; email.utils.formatdate would cost the master ~0.4 MB of
+    imports that every worker then shares or copies)."""
+    t = time.gmtime(seconds)
+    return b"%s, %02d %s %04d %02d:%02d:%02d GMT" % (
+        _WEEKDAYS[t.tm_wday].encode(),
+        t.tm_mday,
+        _MONTHS[t.tm_mon - 1].encode(),
+        t.tm_year,
+        t.tm_hour,
+        t.tm_min,
+        t.tm_sec,
+    )
+
+
 class _DateCache:
     """The IMF-fixdate ``Date`` value, formatted once per second."""
 
@@ -169,7 +190,7 @@ class _DateCache:
         second = int(now)
         if second != self._second:
             self._second = second
-            self._value = formatdate(now, usegmt=True).encode("ascii")
+            self._value = imf_fixdate(now)
         return self._value
 
 
@@ -1226,3 +1247,65 @@ def run_worker(
 ) -> int:
     """Serve ``app`` on ``listeners`` until drained or interrupted; return the exit code."""
     return _Worker(listeners, app, config, hooks).run()
+
+
+# ------------------------------------------------------------------ rehearsal
+_REHEARSAL_BODY = b"rehearsal"
+_REHEARSAL_REQUEST = (
+    b"GET /rehearsal?x=1 HTTP/1.1\r\nHost: localhost\r\n"
+    b"User-Agent: starman\r\nAccept: */*\r\n\r\n"
+)
+
+
+def _rehearsal_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response(
+        "200 OK",
+        [("Content-Type", "text/plain"), ("Content-Length", str(len(_REHEARSAL_BODY)))],
+    )
+    return [_REHEARSAL_BODY]
+
+
+def rehearse(rounds: int = 64) -> int:
+    """Serve ``rounds`` requests to a built-in app over a private socket pair, in the
+    master before it forks: the request path's bytecode is then specialised once, and
+    every worker inherits it warm instead of re-specialising (and so copying) it.
+
+    Never calls the user's app. Returns the number of answers seen (0 if the socket pair
+    could not be made: the workers then simply warm up themselves).
+    """
+    try:
+        server_sock, client = socket.socketpair()
+    except OSError:
+        return 0
+    worker = _Worker([], _rehearsal_app, WorkerConfig(), None)
+    answers = 0
+    try:
+        server_sock.setblocking(False)
+        client.settimeout(1.0)
+        env = connection_environ(worker.server_env, None, None, unix=True)
+        conn = _Conn(
+            server_sock, ServerConnection(worker.date), env, True, True, worker
+        )
+        worker.conns[conn.fd] = conn
+        worker.set_mask(conn, _IN)
+        for i in range(rounds):
+            client.sendall(_REHEARSAL_REQUEST)
+            now = time.monotonic()
+            # Both ways out: odd rounds are held for the batch, even ones sent directly.
+            worker.corking = bool(i & 1)
+            worker.on_readable(conn, now)
+            worker.corking = False
+            if worker.corked:
+                worker.uncork()
+            while worker.ready:
+                worker.serve(worker.ready.popleft())
+            if client.recv(RECV_SIZE).startswith(b"HTTP/1.1 200 "):
+                answers += 1
+    except Exception:  # only ever a bug of ours; the workers would meet it too
+        log.exception("request-path rehearsal failed after %d answers", answers)
+    finally:
+        for conn in list(worker.conns.values()):
+            worker.close(conn)
+        worker.epoll.close()
+        client.close()
+    return answers
