@@ -247,6 +247,7 @@ class PoolState:
 
 
 _COUNTED = frozenset((WorkerState.BOOTING, WorkerState.READY))
+_ACCEPTING = frozenset((WorkerState.READY, WorkerState.RETIRING))
 
 
 # --------------------------------------------------------------------------- policy
@@ -525,11 +526,16 @@ def _on_ready(state: PoolState, slot: int, now: float, actions: list[Action]) ->
     w.state = WorkerState.READY
     state.ever_ready = True
     state.boot_failures = 0
-    serving = state.serving(state.generation)
-    all_ready = len(serving) >= state.target and all(
-        x.state is WorkerState.READY for x in serving
+    # Ready when `target` workers of the generation accept. A retiring one still accepts
+    # (it leaves by itself once its replacement runs): with a slow-booting app every
+    # worker may give that notice before its last sibling has booted, and a generation
+    # that waited for no replacement to be booting would never be ready.
+    accepting = sum(
+        1
+        for x in state.workers.values()
+        if x.generation == state.generation and x.state in _ACCEPTING
     )
-    if not all_ready:
+    if accepting < state.target:
         return
     if state.phase is Phase.RELOADING and w.generation == state.generation:
         # Deadlines are recomputed from here: the old generation gets a full grace period.

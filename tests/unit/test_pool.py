@@ -192,6 +192,39 @@ def test_hup_boots_a_new_generation_before_retiring_the_old() -> None:
     assert pids(state) == {200, 201}
 
 
+def test_hup_generation_whose_workers_already_retire_still_becomes_ready() -> None:
+    # A slow-booting app: the first new worker gives its leaving-soon notice before its
+    # sibling has booted. It still accepts, so the generation is ready when the sibling
+    # is, even though the notice's own replacement is booting.
+    state = booted(2)
+    on_event(state, Signalled(signal.SIGHUP), 10.0)
+    on_event(state, Spawned(2, 200), 10.0)
+    on_event(state, Spawned(3, 201), 10.0)
+    assert on_event(state, SlotReady(2), 13.0) == []
+    assert on_event(state, SlotRetiring(2), 13.5) == [Spawn(4, 2)]
+    on_event(state, Spawned(4, 202), 13.5)
+    assert on_event(state, SlotReady(3), 14.0) == [
+        Signal(100, signal.SIGTERM),
+        Signal(101, signal.SIGTERM),
+        Notify("READY=1"),
+    ]
+    assert state.phase is Phase.RUNNING and state.generation == 2
+    # The replacement's own readiness changes nothing more.
+    assert on_event(state, SlotReady(4), 16.0) == []
+
+
+def test_start_with_a_retiring_worker_announces_ready_once_enough_accept() -> None:
+    state = PoolState(target=2, master_pid=1)
+    assert on_event(state, Tick(), 0.0) == [Spawn(0, 1), Spawn(1, 1)]
+    on_event(state, Spawned(0, 100), 0.0)
+    on_event(state, Spawned(1, 101), 0.0)
+    assert on_event(state, SlotReady(0), 3.0) == []
+    assert on_event(state, SlotRetiring(0), 3.5) == [Spawn(2, 1)]
+    on_event(state, Spawned(2, 102), 3.5)
+    assert on_event(state, SlotReady(1), 4.0) == [Notify("READY=1\nMAINPID=1")]
+    assert on_event(state, SlotReady(2), 6.0) == []
+
+
 def test_hup_whose_new_workers_cannot_load_keeps_the_old_ones() -> None:
     state = booted(2)
     on_event(state, Signalled(signal.SIGHUP), 10.0)
