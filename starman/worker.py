@@ -1277,9 +1277,10 @@ def rehearse(rounds: int = 64) -> int:
         server_sock, client = socket.socketpair()
     except OSError:
         return 0
-    worker = _Worker([], _rehearsal_app, WorkerConfig(), None)
+    worker: _Worker | None = None
     answers = 0
     try:
+        worker = _Worker([], _rehearsal_app, WorkerConfig(), None)
         server_sock.setblocking(False)
         client.settimeout(1.0)
         env = connection_environ(worker.server_env, None, None, unix=True)
@@ -1304,8 +1305,10 @@ def rehearse(rounds: int = 64) -> int:
     except Exception:  # only ever a bug of ours; the workers would meet it too
         log.exception("request-path rehearsal failed after %d answers", answers)
     finally:
-        for conn in list(worker.conns.values()):
-            worker.close(conn)
-        worker.epoll.close()
+        if worker is not None:
+            for conn in list(worker.conns.values()):
+                worker.close(conn)
+            worker.epoll.close()
+        server_sock.close()
         client.close()
     return answers

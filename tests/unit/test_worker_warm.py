@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import calendar
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -102,3 +103,15 @@ def test_master_imports_stay_lean() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+def test_rehearsal_that_cannot_make_its_epoll_leaves_nothing_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse() -> object:
+        raise OSError(24, "Too many open files")
+
+    before = _open_fds()
+    monkeypatch.setattr(select, "epoll", refuse)
+    assert rehearse(5) == 0
+    assert _open_fds() == before
