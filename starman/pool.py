@@ -527,9 +527,10 @@ def _on_ready(state: PoolState, slot: int, now: float, actions: list[Action]) ->
     state.ever_ready = True
     state.boot_failures = 0
     # Ready when `target` workers of the generation accept. A retiring one still accepts
-    # (it leaves by itself once its replacement runs): with a slow-booting app every
-    # worker may give that notice before its last sibling has booted, and a generation
-    # that waited for no replacement to be booting would never be ready.
+    # (it leaves by itself at --max-requests): under heavy load, or with a slow-booting
+    # app, a worker may give that notice before its last sibling has booted, and a
+    # generation that waited for a moment with no replacement booting might never be
+    # ready.
     accepting = sum(
         1
         for x in state.workers.values()
