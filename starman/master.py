@@ -33,7 +33,7 @@ from starman.appload import (
 )
 from starman.config import DIRECTIVE_RE, Settings, parse_access_log_format
 from starman.listeners import Listener, close_listeners, resolve_listeners
-from starman.scoreboard import Scoreboard, SlotHooks, SlotState
+from starman.scoreboard import Scoreboard, SlotHooks, SlotInfo, SlotState
 from starman.worker import WorkerConfig, rehearse, run_worker
 from start_server.proc import PidFile, PidFileError, atomic_write, reap
 from start_server.sdnotify import ENV_NOTIFY_SOCKET, notify
@@ -558,12 +558,7 @@ class Master:
         limit_ns = int(self.s.timeout * 1e9)
         now_ns = time.monotonic_ns()
         next_check_ns = now_ns + limit_ns
-        for w in list(self.state.workers.values()):
-            if w.pid is None:
-                continue
-            info = self.board.read(w.slot)
-            if info.pid != w.pid:
-                continue
+        for w, info in self._live_slots():
             if w.state is pool.WorkerState.BOOTING and info.state in (
                 SlotState.READY,
                 SlotState.IN_APP,
@@ -589,17 +584,22 @@ class Master:
             self.timeout_check_at = now + (next_check_ns - now_ns) / 1e9 + 0.001
         return events
 
+    def _live_slots(self) -> list[tuple[pool.WorkerInfo, SlotInfo]]:
+        """Each worker with a pid and the scoreboard slot it has written itself."""
+        assert self.board is not None and self.state is not None
+        live = []
+        for w in list(self.state.workers.values()):
+            if w.pid is not None:
+                info = self.board.read(w.slot)
+                if info.pid == w.pid:
+                    live.append((w, info))
+        return live
+
     def _busy_slots(self) -> frozenset[int]:
         """Slots whose worker is inside the app now (TTOU retires an idle one)."""
-        assert self.board is not None and self.state is not None
-        busy = set()
-        for w in self.state.workers.values():
-            if w.pid is None:
-                continue
-            info = self.board.read(w.slot)
-            if info.pid == w.pid and info.state is SlotState.IN_APP:
-                busy.add(w.slot)
-        return frozenset(busy)
+        return frozenset(
+            w.slot for w, info in self._live_slots() if info.state is SlotState.IN_APP
+        )
 
     def _write_status(self) -> None:
         path = self.s.status_file

@@ -239,10 +239,16 @@ class PoolState:
 
     def serving(self, generation: int) -> list[WorkerInfo]:
         """Workers of ``generation`` that count towards the pool (not leaving)."""
+        return self.in_states(generation, _COUNTED)
+
+    def in_states(
+        self, generation: int, states: frozenset[WorkerState]
+    ) -> list[WorkerInfo]:
+        """Workers of ``generation`` in one of ``states``."""
         return [
             w
             for w in self.workers.values()
-            if w.generation == generation and w.state in _COUNTED
+            if w.generation == generation and w.state in states
         ]
 
 
@@ -531,12 +537,7 @@ def _on_ready(state: PoolState, slot: int, now: float, actions: list[Action]) ->
     # app, a worker may give that notice before its last sibling has booted, and a
     # generation that waited for a moment with no replacement booting might never be
     # ready.
-    accepting = sum(
-        1
-        for x in state.workers.values()
-        if x.generation == state.generation and x.state in _ACCEPTING
-    )
-    if accepting < state.target:
+    if len(state.in_states(state.generation, _ACCEPTING)) < state.target:
         return
     if state.phase is Phase.RELOADING and w.generation == state.generation:
         # Deadlines are recomputed from here: the old generation gets a full grace period.
