@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from starman.body import BodyBuffer, BodyInput, empty_input
 from starman.events import (
@@ -147,10 +147,25 @@ TRANSITIONS: dict[ConnState, frozenset[ConnState]] = {
     _S.CLOSED: frozenset(),
 }
 
+# The members as module globals for the per-request code below: on CPython 3.11 every
+# ``ConnState.READY`` goes through EnumType's ``__getattr__`` hook (about 120 ns; a global
+# costs about 5 ns), and a keep-alive request reads a dozen of them.
+_TLS_HANDSHAKE: Final = ConnState.TLS_HANDSHAKE
+_READ_HEAD: Final = ConnState.READ_HEAD
+_READ_BODY: Final = ConnState.READ_BODY
+_READY: Final = ConnState.READY
+_DRAIN_OUT: Final = ConnState.DRAIN_OUT
+_IDLE: Final = ConnState.IDLE
+_LINGER: Final = ConnState.LINGER
+_CLOSED: Final = ConnState.CLOSED
+_H_ACTIVE: Final = State.ACTIVE  # the peer's side of h1
+_H_ERROR: Final = State.ERROR
 _NEVER = float("inf")
 _AF_UNIX = int(socket.AF_UNIX)
 _IN = select.EPOLLIN
 _OUT = select.EPOLLOUT
+# An int: ``socket.MSG_PEEK | socket.MSG_DONTWAIT`` is an IntFlag ``__or__`` (Python code).
+_PEEK_NOW = int(socket.MSG_PEEK | socket.MSG_DONTWAIT)
 _EMPTY_INPUT = empty_input()  # shared and stateless: never released
 
 
@@ -241,7 +256,7 @@ class _Conn:
         self.sock = sock
         self.fd = sock.fileno()
         self.h1 = h1
-        self.state = ConnState.READ_HEAD
+        self.state = _READ_HEAD
         self.unix = unix
         self.trusted = trusted
         self.env = env
@@ -496,11 +511,9 @@ class _Worker:
         best: _Conn | None = None
         for conn in self.conns.values():
             state = conn.state
-            if (
-                state is ConnState.IDLE
-                or state is ConnState.READ_HEAD
-                or state is ConnState.TLS_HANDSHAKE
-            ) and (best is None or conn.since < best.since):
+            if (state is _IDLE or state is _READ_HEAD or state is _TLS_HANDSHAKE) and (
+                best is None or conn.since < best.since
+            ):
                 best = conn
         return best
 
@@ -594,14 +607,14 @@ class _Worker:
             self.conns[conn.fd] = conn
             self.set_deadline(conn, now + config.read_timeout)
             if conn.tls:
-                conn.state = ConnState.TLS_HANDSHAKE
+                conn.state = _TLS_HANDSHAKE
                 self.tls_handshake(conn, now)
             else:
                 # Clients send as soon as they are connected: the request is usually
                 # here already, so read it now rather than after one more epoll turn
                 # (a connection answered and closed at once is never registered).
                 self.on_readable(conn, now)
-            if conn.state is not ConnState.CLOSED and not conn.mask:
+            if conn.state is not _CLOSED and not conn.mask:
                 self.set_mask(conn, _IN)
             return
 
@@ -637,17 +650,17 @@ class _Worker:
         if want:
             self.set_mask(conn, want)
             return
-        self.goto(conn, ConnState.READ_HEAD)
+        self.goto(conn, _READ_HEAD)
         self.set_mask(conn, _IN)
         if sock.pending():
             self.on_readable(conn, now)
 
     def on_readable(self, conn: _Conn, now: float) -> None:
         state = conn.state
-        if state is ConnState.LINGER:
+        if state is _LINGER:
             self.linger_read(conn)
             return
-        if state is ConnState.READY or state is ConnState.DRAIN_OUT:
+        if state is _READY or state is _DRAIN_OUT:
             return
         if conn.tls:
             self.on_readable_tls(conn, now)
@@ -669,16 +682,16 @@ class _Worker:
         sock: ssl.SSLSocket = conn.sock  # type: ignore[assignment]  # conn.tls: wrapped
         while True:
             state = conn.state
-            if state is ConnState.TLS_HANDSHAKE:
+            if state is _TLS_HANDSHAKE:
                 self.tls_handshake(conn, now)
                 return
-            if state is ConnState.LINGER:
+            if state is _LINGER:
                 self.linger_read(conn)
                 return
             if (
-                state is not ConnState.READ_HEAD
-                and state is not ConnState.READ_BODY
-                and state is not ConnState.IDLE
+                state is not _READ_HEAD
+                and state is not _READ_BODY
+                and state is not _IDLE
             ):
                 return
             try:
@@ -689,7 +702,7 @@ class _Worker:
             if data is None:
                 return
             self.on_data(conn, data, state, now)
-            if not data or conn.state is ConnState.CLOSED or not sock.pending():
+            if not data or conn.state is _CLOSED or not sock.pending():
                 return
 
     def on_data(self, conn: _Conn, data: bytes, state: ConnState, now: float) -> None:
@@ -701,11 +714,11 @@ class _Worker:
             # next event is looked at).
             req = h1.take_simple_request()
             if req is not None:
-                conn.state = ConnState.READY
+                conn.state = _READY
                 self.serve(conn)
                 return
-            if state is ConnState.IDLE:
-                self.goto(conn, ConnState.READ_HEAD)
+            if state is _IDLE:
+                self.goto(conn, _READ_HEAD)
                 self.set_deadline(conn, now + self.config.read_timeout)
         self.process_input(conn, now)
 
@@ -719,14 +732,14 @@ class _Worker:
                 self.reject(conn, exc.status_hint)
                 return
             if event is PAUSED:
-                if conn.state is not ConnState.READY:
-                    self.goto(conn, ConnState.READY)
+                if conn.state is not _READY:
+                    self.goto(conn, _READY)
                 self.ready.append(conn)
                 return
             if event is NEED_DATA:
-                if h1.their_state is State.ACTIVE:
-                    if conn.state is not ConnState.READ_BODY:
-                        self.goto(conn, ConnState.READ_BODY)
+                if h1.their_state is _H_ACTIVE:
+                    if conn.state is not _READ_BODY:
+                        self.goto(conn, _READ_BODY)
                         self.set_deadline(conn, now + self.config.body_timeout)
                     if h1.they_are_waiting_for_100_continue:
                         try:
@@ -737,7 +750,7 @@ class _Worker:
             if type(event) is Data:
                 assert conn.body is not None
                 conn.body.write(event.data)
-                if conn.state is ConnState.READ_BODY:
+                if conn.state is _READ_BODY:
                     self.set_deadline(conn, now + self.config.body_timeout)
             elif type(event) is Request:
                 if event.chunked or event.content_length:
@@ -858,7 +871,7 @@ class _Worker:
         for conn in corked:
             parts = conn.corked
             conn.corked = None
-            if parts is None or conn.state is ConnState.CLOSED:
+            if parts is None or conn.state is _CLOSED:
                 continue
             try:
                 conn.send(parts)
@@ -877,7 +890,7 @@ class _Worker:
             self.after_response(conn, now)
             return
         # after_response() for a finished keep-alive exchange, inline (h1 is IDLE again).
-        conn.state = ConnState.IDLE
+        conn.state = _IDLE
         conn.since = now
         if conn.mask != _IN:
             self.set_mask(conn, _IN)
@@ -893,13 +906,13 @@ class _Worker:
     def after_response(self, conn: _Conn, now: float) -> None:
         """The app is done: drain output, then next request, keep-alive wait or close."""
         h1 = conn.h1
-        if conn.dead or h1.our_state is State.ERROR:
+        if conn.dead or h1.our_state is _H_ERROR:
             self.run_cleanups(conn)
             self.close(conn)
             return
         if conn.out:
-            if conn.state is not ConnState.DRAIN_OUT:
-                self.goto(conn, ConnState.DRAIN_OUT)
+            if conn.state is not _DRAIN_OUT:
+                self.goto(conn, _DRAIN_OUT)
             self.set_mask(conn, _OUT)
             self.set_deadline(conn, now + self.config.write_timeout)
             return
@@ -912,7 +925,7 @@ class _Worker:
                 self.linger(conn, now)
             return
         h1.start_next_cycle()
-        self.goto(conn, ConnState.IDLE)
+        self.goto(conn, _IDLE)
         conn.since = now
         if conn.mask != _IN:
             self.set_mask(conn, _IN)
@@ -985,7 +998,7 @@ class _Worker:
         except OSError:
             self.close(conn)
             return
-        self.goto(conn, ConnState.LINGER)
+        self.goto(conn, _LINGER)
         self.set_mask(conn, _IN)
         self.set_deadline(conn, now + LINGER_SECONDS)
 
@@ -1001,9 +1014,9 @@ class _Worker:
             self.close(conn)
 
     def close(self, conn: _Conn) -> None:
-        if conn.state is ConnState.CLOSED:
+        if conn.state is _CLOSED:
             return
-        conn.state = ConnState.CLOSED
+        conn.state = _CLOSED
         conn.h1.release()
         conn.drop_output()
         if conn.body is not None:
@@ -1021,18 +1034,16 @@ class _Worker:
         for conn in list(self.conns.values()):
             deadline = conn.deadline
             if deadline <= now:
-                if conn.state is not ConnState.CLOSED:
+                if conn.state is not _CLOSED:
                     self.timeout(conn, now)  # may set a new deadline (linger)
             elif deadline < self.next_sweep:
                 self.next_sweep = deadline
 
     def timeout(self, conn: _Conn, now: float) -> None:
         state = conn.state
-        if state is ConnState.READ_BODY or (
-            state is ConnState.READ_HEAD and conn.h1.has_partial_request
-        ):
+        if state is _READ_BODY or (state is _READ_HEAD and conn.h1.has_partial_request):
             self.reject(conn, 408)
-        elif state is ConnState.READY:
+        elif state is _READY:
             pass  # served this very iteration
         else:  # idle, silent, stuck writer, lingering: close without a word
             self.close(conn)
@@ -1067,15 +1078,12 @@ class _Worker:
             self.hooks.draining()
         for conn in list(self.conns.values()):
             if (
-                conn.state is ConnState.IDLE
-                or conn.state is ConnState.TLS_HANDSHAKE
-                or (
-                    conn.state is ConnState.READ_HEAD
-                    and not conn.h1.has_partial_request
-                )
+                conn.state is _IDLE
+                or conn.state is _TLS_HANDSHAKE
+                or (conn.state is _READ_HEAD and not conn.h1.has_partial_request)
             ):
                 self.set_deadline(conn, min(conn.deadline, self.drain_deadline))
-            elif conn.state is not ConnState.LINGER and conn.corked is None:
+            elif conn.state is not _LINGER and conn.corked is None:
                 # (A held answer is complete: its connection goes idle with the
                 # drain deadline, and a next request is answered with close.)
                 conn.h1.close_after_response()
@@ -1145,7 +1153,7 @@ class _Worker:
             for fd, _mask in events:
                 conn = conns.get(fd)
                 if conn is not None:
-                    if conn.state is ConnState.DRAIN_OUT:
+                    if conn.state is _DRAIN_OUT:
                         self.on_writable(conn, now)
                     else:
                         self.on_readable(conn, now)
@@ -1167,7 +1175,7 @@ class _Worker:
                 pending.clear()
             if ready:
                 conn = ready.popleft()
-                if conn.state is ConnState.READY:
+                if conn.state is _READY:
                     try:
                         self.serve(conn)
                     except Exception:  # never die from what a client sent
@@ -1218,7 +1226,7 @@ def _nothing_unread(sock: socket.socket) -> bool:
     Not for TLS sockets (no MSG_PEEK through TLS): they take the lingering close.
     """
     try:
-        return not sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        return not sock.recv(1, _PEEK_NOW)
     except BlockingIOError:
         return True
     except OSError:
