@@ -19,7 +19,9 @@ __all__ = ["SLOT_SIZE", "Scoreboard", "SlotHooks", "SlotInfo", "SlotState"]
 # pid, generation, state, leaving flag (_DRAINING or _RETIRING), (2 pad), request start
 # (monotonic ns, 0 = none), requests served
 _FORMAT = struct.Struct("=iiBB2xqQ")
-SLOT_SIZE = 32
+# One slot per 64-byte cache line: every worker writes its slot twice per request, and two
+# workers' slots in one line would make each write pull the line from the other's core.
+SLOT_SIZE = 64
 assert _FORMAT.size <= SLOT_SIZE
 # The worker's per-request writes touch only the tail of its slot (from the state byte on):
 # one pack_into at a fixed offset, no keyword arguments, no pid/generation rewrite.
