@@ -129,6 +129,19 @@ class LocalProtocolError(RuntimeError):
     """The caller used the connection out of order (our bug, not the peer's)."""
 
 
+def _after_heads(data: bytes, count: int) -> int | None:
+    """Where the bytes after ``count`` bodiless request heads at the start of ``data`` begin
+    (each head ends at its first blank line; llhttp accepted them, so CRLF endings), or
+    None if ``data`` holds fewer blank lines."""
+    pos = 0
+    for _ in range(count):
+        end = data.find(b"\r\n\r\n", pos)
+        if end < 0:
+            return None
+        pos = end + 4
+    return pos
+
+
 def keep_alive_wanted(http_version: bytes, connection: bytes | None) -> bool:
     """Whether the client asks to keep the connection open.
 
@@ -221,7 +234,10 @@ class ServerConnection:
         self._prefix = (
             b""  # the first bytes of the current message, for the method probe
         )
-        self._completed_in_feed = False
+        self._completed_in_feed = 0  # messages completed by the current feed_data()
+        self._chunked_in_feed = (
+            False  # ... one of them chunked (framing bytes, no offsets)
+        )
         self._upgrade_left = 0
         self._reset_message()
         self._msg_open = False
@@ -299,7 +315,9 @@ class ServerConnection:
                 self._prefix = prefix + data[:_METHOD_PROBE_MAX]
         self._feed_body = 0
         self._began_here = False
-        self._completed_in_feed = False
+        self._completed_in_feed = 0
+        self._chunked_in_feed = False
+        open_before = self._msg_open
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -308,10 +326,20 @@ class ServerConnection:
                 self._upgrade_body(data[int(exc.args[0]) :])
         except httptools.HttpParserInvalidMethodError:
             if self._err is None:
-                if self._completed_in_feed:
-                    self._fail("invalid method", 400)
-                else:
+                if not self._completed_in_feed:
                     self._decide_method(self._prefix, eof=False)
+                else:
+                    # A pipelined request after one that completed in this read: find its
+                    # first bytes when every earlier message of the read was a bare head.
+                    start = (
+                        None
+                        if open_before or self._feed_body or self._chunked_in_feed
+                        else _after_heads(data, self._completed_in_feed)
+                    )
+                    if start is None:
+                        self._fail("invalid method", 400)
+                    else:
+                        self._decide_method(data[start:], eof=False)
         except httptools.HttpParserError as exc:
             if self._err is None:
                 if not self._msg_open:
@@ -562,7 +590,9 @@ class ServerConnection:
 
     def on_message_complete(self) -> None:
         self._msg_open = False
-        self._completed_in_feed = True
+        self._completed_in_feed += 1
+        if self._chunked:
+            self._chunked_in_feed = True
         self._prefix = b""
         self._url = b""
         if self._err is not None:
