@@ -81,6 +81,19 @@ def test_worker_pipelined_get_then_post(worker: ForkedWorker) -> None:
     assert json.loads(second[2])["body"] == "hi"
 
 
+def test_worker_pipelined_unknown_method_gets_501_and_close(
+    worker: ForkedWorker,
+) -> None:
+    # Sent in one write: the GET is answered, then FOO gets 501 as it would alone.
+    with connect(worker.address) as s:
+        s.sendall(GET + b"FOO / HTTP/1.1\r\nHost: a\r\n\r\n")
+        data = recv_all(s)
+    first, rest = data.split(b"HTTP/1.1 501 ", 1)
+    assert first.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"Connection: close\r\n" in rest
+    get_ok(worker)
+
+
 def test_worker_chunked_in_and_out(worker: ForkedWorker) -> None:
     with connect(worker.address) as s:
         s.sendall(
