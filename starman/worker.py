@@ -401,6 +401,41 @@ class _Conn:
 class _Worker:
     """The event loop. Methods are grouped: accept, read, serve, write, timers, drain."""
 
+    # Slots: more attributes than CPython 3.11 keeps in a shared-key instance dict (30).
+    __slots__ = (
+        "accept_backoff",
+        "accept_warned",
+        "accepting",
+        "allow_all",
+        "allow_ips",
+        "app",
+        "close_checks",
+        "config",
+        "conns",
+        "corked",
+        "corking",
+        "date",
+        "drain_deadline",
+        "draining",
+        "epoll",
+        "exit_now",
+        "hooks",
+        "in_app",
+        "kinds",
+        "listeners",
+        "next_sweep",
+        "pending_accept",
+        "ready",
+        "resume_accept_at",
+        "retire_by",
+        "retire_check_at",
+        "served",
+        "server_env",
+        "socknames",
+        "started",
+        "tls_fds",
+    )
+
     def __init__(
         self,
         listeners: Sequence[socket.socket],
