@@ -115,3 +115,17 @@ def test_rehearsal_that_cannot_make_its_epoll_leaves_nothing_open(
     monkeypatch.setattr(select, "epoll", refuse)
     assert rehearse(5) == 0
     assert _open_fds() == before
+
+
+def test_per_connection_objects_have_no_instance_dict() -> None:
+    # More than 30 attributes overflow CPython 3.11's shared-key instance dicts: each
+    # object then builds its own dict and every attribute read takes the slow path.
+    from starman.h1 import ServerConnection
+
+    conn = ServerConnection(lambda: b"date")
+    loop = worker._Worker([], lambda env, start: [], worker.WorkerConfig(), None)
+    try:
+        for obj in (conn, loop):
+            assert not hasattr(obj, "__dict__"), type(obj).__name__
+    finally:
+        loop.epoll.close()
