@@ -292,10 +292,10 @@ class ServerConnection:
         self._prefix = (
             b""  # the first bytes of the current message, for the method probe
         )
-        self._completed_in_feed = 0  # messages completed by the current feed_data()
-        self._chunked_in_feed = (
-            False  # ... one of them chunked (framing bytes, no offsets)
-        )
+        # Messages completed by the current feed_data(), and whether one was chunked
+        # (framing bytes whose length httptools does not report).
+        self._completed_in_feed = 0
+        self._chunked_in_feed = False
         self._upgrade_left = 0
         self._reset_message()
         self._msg_open = False
