@@ -11,6 +11,8 @@ Runs with any python that has psutil (the repo venv, or the peers' venv)::
 Servers (``--list`` shows which are available here): ``ours`` (``{python} -m starman``, or
 ``--ours-cmd``), ``ours-ss`` (ours under ``python -m start_server``: its own RSS is the
 ``start_server RSS`` column), ``ours-preload`` (ours with ``--preload-app``, ab scenario only),
+``ours-alt`` and ``ours-preload-alt`` (the same two on ``--alt-python``, a second interpreter
+with starman installed, e.g. a CPython 3.13 venv: both interpreters in one interleaved run),
 ``gunicorn-sync``, ``gunicorn-gthread``, ``granian-wsgi``, ``bjoern``, ``starman-perl`` (/usr/bin/starman
 with ``.psgi`` twins of the apps) and ``nginx-return`` (``return 200``: the ceiling, hello only).
 
@@ -568,10 +570,12 @@ def _peer_python(a: argparse.Namespace) -> str:
     return os.path.join(a.peer_bin, "python")
 
 
-def _template(tmpl: str, ctx: Ctx, extra: Sequence[str]) -> list[str]:
+def _template(
+    tmpl: str, ctx: Ctx, extra: Sequence[str], python: str | None = None
+) -> list[str]:
     return shlex.split(
         tmpl.format(
-            python=shlex.quote(ctx.args.ours_python),
+            python=shlex.quote(python or ctx.args.ours_python),
             workers=ctx.workers,
             host=HOST,
             port=ctx.port,
@@ -630,6 +634,16 @@ def _ours_available(a: argparse.Namespace) -> str | None:
     return None if a.ours_cmd else _can_import(a.ours_python, "starman")
 
 
+def _alt_python(a: argparse.Namespace) -> str:
+    return str(a.alt_python)
+
+
+def _alt_available(a: argparse.Namespace) -> str | None:
+    if not a.alt_python:
+        return "no --alt-python given"
+    return _can_import(a.alt_python, "starman")
+
+
 def servers() -> list[Server]:
     def pb(a: argparse.Namespace, exe: str) -> str:
         return os.path.join(a.peer_bin, exe)
@@ -656,6 +670,22 @@ def servers() -> list[Server]:
             ),
             "ours with --preload-app",
             _ours_available,
+            _only("ab"),
+        ),
+        Server(
+            "ours-alt",
+            lambda c: _template(OURS_CMD, c, _ours_extra(c), c.args.alt_python),
+            "ours on --alt-python (another CPython), --ours-extra appended",
+            _alt_available,
+            _flask_with(_alt_python),
+        ),
+        Server(
+            "ours-preload-alt",
+            lambda c: _template(
+                OURS_CMD, c, ["--preload-app", *_ours_extra(c)], c.args.alt_python
+            ),
+            "ours with --preload-app on --alt-python",
+            _alt_available,
             _only("ab"),
         ),
         Server(
@@ -1196,6 +1226,9 @@ def versions(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "python": sys.version.split()[0],
         "ours_python": first_line([args.ours_python, "--version"]),
+        "alt_python": first_line([args.alt_python, "--version"])
+        if args.alt_python
+        else None,
         "peer_python": first_line([peer_py, "--version"]),
         "peer_versions": peer_versions,
         "perl_starman": first_line([PERL_STARMAN, "--version"]),
@@ -1278,6 +1311,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--warm-requests", type=int, default=10000, help="ab -n pass before memory (ab)"
     )
     ap.add_argument("--ours-python", default=default_ours_python())
+    ap.add_argument(
+        "--alt-python",
+        default="",
+        help="a second interpreter with starman installed: the ours-alt and "
+        "ours-preload-alt rows (e.g. a CPython 3.13 venv)",
+    )
     ap.add_argument(
         "--peer-bin", default=default_peer_bin(), help="gunicorn, granian here"
     )
@@ -1409,6 +1448,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     if any(s.name.startswith("ours") for s in runnable):
         compile_ours(args.ours_python)
+    if any(s.name.endswith("-alt") for s in runnable):
+        compile_ours(args.alt_python)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = args.out or f"/tmp/bench-{stamp}.json"
     svg = args.svg or os.path.splitext(out)[0] + ".svg"

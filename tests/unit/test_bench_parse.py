@@ -229,3 +229,18 @@ def test_svg_is_well_formed_and_has_one_bar_per_value() -> None:
 
 def test_svg_with_no_groups_is_still_valid() -> None:
     ET.fromstring(bench.render_svg("empty", [], [bench.Series("rps", "#000")]))
+
+
+def test_alt_python_rows_run_the_second_interpreter() -> None:
+    srv = {s.name: s for s in bench.servers()}
+    plain = bench.parse_args([])
+    assert srv["ours-alt"].available(plain) == "no --alt-python given"
+    assert srv["ours-preload-alt"].available(plain) == "no --alt-python given"
+    args = bench.parse_args(["--alt-python", "/opt/py313/bin/python"])
+    ab = next(sc for sc in bench.SCENARIOS if sc.name == "ab")
+    ctx = bench.Ctx(port=8123, workers=10, scenario=ab, tmpdir="/tmp", args=args)
+    alt = srv["ours-preload-alt"].argv(ctx)
+    assert alt[:3] == ["/opt/py313/bin/python", "-m", "starman"]
+    assert "--preload-app" in alt and "127.0.0.1:8123" in alt
+    assert srv["ours-preload"].argv(ctx)[0] == args.ours_python
+    assert srv["ours-alt"].argv(ctx)[0] == "/opt/py313/bin/python"
