@@ -32,6 +32,7 @@ from starman.appload import (
     preload_modules,
 )
 from starman.config import DIRECTIVE_RE, Settings, parse_access_log_format
+from starman.immortal import immortalize_program
 from starman.listeners import Listener, close_listeners, resolve_listeners
 from starman.scoreboard import Scoreboard, SlotHooks, SlotInfo, SlotState
 from starman.worker import WorkerConfig, rehearse, run_worker
@@ -467,6 +468,10 @@ class Master:
         _libc()  # load once here; every forked worker inherits it (see _libc)
         _setproctitle()  # likewise
         rehearse()  # workers inherit the request path's bytecode already specialised
+        # CPython 3.12/3.13: see starman/immortal.py
+        marked = immortalize_program(() if self.app is None else (self.app,))
+        if marked:
+            log.debug("made %d objects of the program immortal before forking", marked)
         if s.proctitle:
             set_title("starman master " + " ".join(self.argv), "starman-master")
         self.board = Scoreboard(MAX_SLOTS)

@@ -13,6 +13,7 @@ import psutil
 import pytest
 from helpers import response_body, wait_for
 
+from starman import immortal
 from tests.e2e.starman_master_harness import BROKEN_APP, Launcher, Server, launcher
 
 __all__ = ["launcher"]
@@ -231,6 +232,17 @@ def test_preload_app_imports_once_in_the_master(launcher: Launcher) -> None:
     server.wait_log("generation 2 ready")
     with open(record) as f:
         assert f.read().split() == [str(server.pid)]
+
+
+@pytest.mark.skipif(
+    not immortal.supported(), reason="immortal objects need CPython 3.12 or 3.13"
+)
+def test_preload_app_workers_inherit_the_program_immortal(launcher: Launcher) -> None:
+    server = launcher.inherited(APP, "--preload-app", "--log-level", "debug")
+    server.wait_log("objects of the program immortal before forking")
+    function, instance = (int(n) for n in server.body("/refcount").split())
+    assert function == immortal.IMMORTAL_REFCNT
+    assert instance < 100  # instances stay mortal: they must still be freed
 
 
 def test_without_preload_each_worker_imports_the_app(launcher: Launcher) -> None:
