@@ -231,6 +231,21 @@ def set_parent_death_signal(sig: signal.Signals) -> None:
         libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
 
 
+def _trim_heap() -> None:
+    """Give the C heap's free pages back to the kernel (glibc ``malloc_trim``), once,
+    before the first fork.
+
+    Imports leave freed memory behind in the heap (0.2-0.5 MB measured, mostly the
+    compiler's, for the code that dataclasses generate): while resident it is shared with
+    every worker and counted in the tree's PSS, and a worker that allocates there copies
+    the page. Without glibc (musl has no ``malloc_trim``) nothing happens.
+    """
+    libc = _libc()
+    trim = getattr(libc, "malloc_trim", None) if libc is not None else None
+    if trim is not None:
+        trim(0)
+
+
 @functools.cache
 def _setproctitle() -> Callable[[str], None] | None:
     """``setproctitle.setproctitle`` if installed; looked up once, in the master.
@@ -472,6 +487,7 @@ class Master:
         marked = immortalize_program(() if self.app is None else (self.app,))
         if marked:
             log.debug("made %d objects of the program immortal before forking", marked)
+        _trim_heap()
         if s.proctitle:
             set_title("starman master " + " ".join(self.argv), "starman-master")
         self.board = Scoreboard(MAX_SLOTS)

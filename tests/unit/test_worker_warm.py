@@ -1,5 +1,6 @@
 """What the master prepares once for every worker it forks: the Date formatter (no
-email.utils) and the rehearsal that specialises the request path's bytecode."""
+email.utils), the rehearsal that specialises the request path's bytecode, and the C
+heap's free pages given back before the first fork."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import time
 
 import pytest
 
-from starman import worker
+from starman import master, worker
 from starman.worker import imf_fixdate, rehearse
 
 
@@ -129,3 +130,24 @@ def test_per_connection_objects_have_no_instance_dict() -> None:
             assert not hasattr(obj, "__dict__"), type(obj).__name__
     finally:
         loop.epoll.close()
+
+
+def test_trim_heap_gives_the_free_pages_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+
+    class Glibc:
+        def malloc_trim(self, pad: int) -> int:
+            calls.append(pad)
+            return 1
+
+    monkeypatch.setattr(master, "_libc", Glibc)
+    master._trim_heap()
+    assert calls == [0]
+
+
+@pytest.mark.parametrize("libc", [object, lambda: None], ids=["musl", "no libc"])
+def test_trim_heap_without_malloc_trim_is_a_no_op(
+    monkeypatch: pytest.MonkeyPatch, libc: object
+) -> None:
+    monkeypatch.setattr(master, "_libc", libc)
+    master._trim_heap()  # neither raises
