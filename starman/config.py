@@ -6,10 +6,8 @@ reads the ``--config`` file and the environment passed to it.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from start_server.options import (
@@ -29,6 +27,7 @@ from start_server.options import (
     to_str,
     values_from_env,
 )
+from start_server.record import Record
 
 __all__ = [
     "OPTIONS",
@@ -47,17 +46,25 @@ TOML_TABLE = "starman"
 # --------------------------------------------------------------------------- --listen values
 
 
-@dataclass(frozen=True)
-class ListenSpec:
+class ListenSpec(Record):
     """One ``--listen`` entry: a TCP ``host``/``port`` or a UNIX ``path``.
 
     ``host`` None means all interfaces (dual-stack where IPv6 exists).
     """
 
-    host: str | None = None
-    port: int | None = None
-    path: str | None = None
-    ssl: bool = False
+    __slots__ = ("host", "port", "path", "ssl")
+
+    def __init__(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        path: str | None = None,
+        ssl: bool = False,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.path = path
+        self.ssl = ssl
 
     def describe(self) -> str:
         """As a user would write it: ``127.0.0.1:5000``, ``[::1]:80``, ``unix:/x.sock``."""
@@ -595,68 +602,85 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Every starman option after merging CLI > env > TOML > default (fields = OPTIONS names)."""
+class Settings(Record):
+    """Every starman option after merging CLI > env > TOML > default (fields = OPTIONS names).
 
-    app: str | None = None
-    eval: str | None = None
-    factory: bool = False
-    include: tuple[str, ...] = ()
-    module: tuple[str, ...] = ()
-    preload_app: bool = False
-    loader: str = "Delayed"
-    env: str = "deployment"
-    default_middleware: bool = True
-    path: str | None = None
-    listen: tuple[ListenSpec, ...] = ()
-    host: str | None = None
-    port: int | None = None
-    socket: str | None = None
-    backlog: int = 1024
-    socket_mode: int | None = None
-    reuse_port: bool = False
-    defer_accept: float = 0.0
-    server: str = "Starman"
-    ssl: bool = False
-    ssl_cert: str | None = None
-    ssl_key: str | None = None
-    workers: int = 5
-    max_requests: int = 1000
-    max_requests_jitter: int = 0
-    graceful_timeout: float = 30.0
-    timeout: float = 0.0
-    spawn_interval: float = 0.0
-    term_immediate: bool = False
-    status_file: str | None = None
-    keepalive: bool = True
-    keepalive_timeout: float = 1.0
-    max_keepalive_reqs: int = 0
-    read_timeout: float = 5.0
-    body_timeout: float = 30.0
-    write_timeout: float = 30.0
-    max_request_body: int = 1 << 30
-    body_buffer_size: int = 1 << 20
-    tmp_dir: str | None = None
-    limit_request_line: int = 8190
-    limit_request_fields: int = 100
-    limit_request_field_size: int = 8190
-    max_connections_per_worker: int = 256
-    forwarded_allow_ips: tuple[str, ...] = ()
-    daemonize: bool = False
-    user: str | None = None
-    group: str | None = None
-    pid: str | None = None
-    error_log: str | None = None
-    access_log: str | None = None
-    access_log_format: str = "combined"
-    log_level: str = "info"
-    proctitle: bool = True
-    reload: bool = False
-    reload_dirs: str | None = None
-    config: str | None = None
-    help: bool = False
-    version: bool = False
+    ``Settings(name=value, ...)``: a field not given takes its row's default (a repeatable
+    option's list becomes a tuple). Values are never changed in place: ``replace()``.
+    """
+
+    __slots__ = tuple(opt.name for opt in OPTIONS)
+
+    app: str | None
+    eval: str | None
+    factory: bool
+    include: tuple[str, ...]
+    module: tuple[str, ...]
+    preload_app: bool
+    loader: str
+    env: str
+    default_middleware: bool
+    path: str | None
+    listen: tuple[ListenSpec, ...]
+    host: str | None
+    port: int | None
+    socket: str | None
+    backlog: int
+    socket_mode: int | None
+    reuse_port: bool
+    defer_accept: float
+    server: str
+    ssl: bool
+    ssl_cert: str | None
+    ssl_key: str | None
+    workers: int
+    max_requests: int
+    max_requests_jitter: int
+    graceful_timeout: float
+    timeout: float
+    spawn_interval: float
+    term_immediate: bool
+    status_file: str | None
+    keepalive: bool
+    keepalive_timeout: float
+    max_keepalive_reqs: int
+    read_timeout: float
+    body_timeout: float
+    write_timeout: float
+    max_request_body: int
+    body_buffer_size: int
+    tmp_dir: str | None
+    limit_request_line: int
+    limit_request_fields: int
+    limit_request_field_size: int
+    max_connections_per_worker: int
+    forwarded_allow_ips: tuple[str, ...]
+    daemonize: bool
+    user: str | None
+    group: str | None
+    pid: str | None
+    error_log: str | None
+    access_log: str | None
+    access_log_format: str
+    log_level: str
+    proctitle: bool
+    reload: bool
+    reload_dirs: str | None
+    config: str | None
+    help: bool
+    version: bool
+
+    def __init__(self, **values: Any) -> None:
+        for opt in OPTIONS:
+            setattr(self, opt.name, values.pop(opt.name, _to_tuple(opt.default)))
+        if values:
+            raise TypeError(f"unknown settings: {', '.join(sorted(values))}")
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied."""
+        values = {name: getattr(self, name) for name in self.__slots__}
+        values.update(changes)
+        return Settings(**values)
 
     def listen_specs(self) -> tuple[ListenSpec, ...]:
         """The sockets to bind when none are inherited: --listen, then --host/--port, --socket."""
@@ -750,7 +774,7 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
     settings = Settings(**{k: _to_tuple(v) for k, v in values.items()})
     _validate(settings)
     if settings.loader == "Plack::Loader" and not settings.preload_app:
-        settings = dataclasses.replace(settings, preload_app=True)
+        settings = settings.replace(preload_app=True)
     return settings
 
 

@@ -1,14 +1,17 @@
 """Values exchanged between the sans-IO HTTP/1.1 core (h1) and its callers.
 
-Rule: this module only defines data (frozen dataclasses, sentinels, the error type);
-it imports nothing but the stdlib typing helpers. No socket, clock or logging here.
+Rule: this module only defines data (value records, sentinels, the error type); it
+imports nothing but the stdlib typing helpers and ``Record``. No socket, clock or
+logging here. Records, not dataclasses: see start_server/record.py (dataclasses would
+bring inspect, ast, dis and tokenize into every process, ~1.3 MB).
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from typing import Union
+
+from start_server.record import Record
 
 __all__ = [
     "ConnectionClosed",
@@ -24,65 +27,67 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, init=False)
-class Request:
+class Request(Record):
     """A complete, validated request head.
 
     ``headers`` holds (lower-cased name, value without surrounding OWS) pairs in arrival
     order, including repeated fields; trailers never appear here.
     """
 
-    method: bytes
-    target: bytes
-    http_version: bytes  # b"1.0" or b"1.1"
-    headers: tuple[tuple[bytes, bytes], ...]
-    keep_alive: bool  # what the client asked for (Connection tokens and version)
-    content_length: int | None  # declared length; None for chunked or no body
-    chunked: bool
-    expect_continue: bool  # HTTP/1.1 "Expect: 100-continue" with a body to come
-    upgrade: bool  # an Upgrade request, served as plain HTTP then closed
+    __slots__ = (
+        "method",
+        "target",
+        "http_version",
+        "headers",
+        "keep_alive",
+        "content_length",
+        "chunked",
+        "expect_continue",
+        "upgrade",
+    )
 
     def __init__(
         self,
         method: bytes,
         target: bytes,
-        http_version: bytes,
+        http_version: bytes,  # b"1.0" or b"1.1"
         headers: tuple[tuple[bytes, bytes], ...],
-        keep_alive: bool,
-        content_length: int | None,
+        keep_alive: bool,  # what the client asked for (Connection tokens and version)
+        content_length: int | None,  # declared length; None for chunked or no body
         chunked: bool,
-        expect_continue: bool,
-        upgrade: bool,
+        expect_continue: bool,  # HTTP/1.1 "Expect: 100-continue" with a body to come
+        upgrade: bool,  # an Upgrade request, served as plain HTTP then closed
     ) -> None:
-        # One Request per request: filling __dict__ directly costs 1 us where the
-        # generated frozen __init__ (object.__setattr__ per field) costs 2.6 us.
-        d = self.__dict__
-        d["method"] = method
-        d["target"] = target
-        d["http_version"] = http_version
-        d["headers"] = headers
-        d["keep_alive"] = keep_alive
-        d["content_length"] = content_length
-        d["chunked"] = chunked
-        d["expect_continue"] = expect_continue
-        d["upgrade"] = upgrade
+        self.method = method
+        self.target = target
+        self.http_version = http_version
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.content_length = content_length
+        self.chunked = chunked
+        self.expect_continue = expect_continue
+        self.upgrade = upgrade
 
 
-@dataclass(frozen=True)
-class Data:
+class Data(Record):
     """A piece of the (de-chunked) request body."""
 
-    data: bytes
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
 
 
-@dataclass(frozen=True)
-class EndOfMessage:
+class EndOfMessage(Record):
     """The current request (head and body) is complete."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class ConnectionClosed:
+
+class ConnectionClosed(Record):
     """The peer closed its side (EOF) with no request in progress or mid-request."""
+
+    __slots__ = ()
 
 
 class Sentinel(enum.Enum):

@@ -10,7 +10,6 @@ import logging
 import os
 import socket
 from collections.abc import MutableMapping, Sequence
-from dataclasses import dataclass
 
 from starman.config import ListenSpec, Settings
 from start_server.listen import adopt_systemd, bind_tcp, bind_unix, listen_all
@@ -20,6 +19,7 @@ from start_server.portspec import (
     ENV_LISTEN_PID,
     ENV_PORT,
 )
+from start_server.record import Record
 
 __all__ = ["Listener", "ListenerError", "close_listeners", "resolve_listeners"]
 
@@ -30,15 +30,24 @@ class ListenerError(Exception):
     """No usable listening socket: the message says which and why."""
 
 
-@dataclass
-class Listener:
+class Listener(Record):
     """One listening socket and where it came from."""
 
-    name: str  # as the user or the supervisor wrote it
-    sock: socket.socket
-    source: str  # "server_starter", "systemd" or "bound"
-    unlink_path: str | None = None  # a UNIX path we bound ourselves
-    tls: bool = False  # connections speak TLS (--enable-ssl on TCP, or :ssl)
+    __slots__ = ("name", "sock", "source", "unlink_path", "tls")
+
+    def __init__(
+        self,
+        name: str,  # as the user or the supervisor wrote it
+        sock: socket.socket,
+        source: str,  # "server_starter", "systemd" or "bound"
+        unlink_path: str | None = None,  # a UNIX path we bound ourselves
+        tls: bool = False,  # connections speak TLS (--enable-ssl on TCP, or :ssl)
+    ) -> None:
+        self.name = name
+        self.sock = sock
+        self.source = source
+        self.unlink_path = unlink_path
+        self.tls = tls
 
     def describe(self) -> str:
         tls = ":ssl" if self.tls else ""

@@ -8,7 +8,6 @@ user-facing errors itself (cli.py does).
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import functools
 import gc
 import json
@@ -439,8 +438,7 @@ class Master:
         def absolute(path: str | None) -> str | None:
             return os.path.abspath(path) if path else path
 
-        self.s = dataclasses.replace(
-            s,
+        self.s = s.replace(
             pid=absolute(s.pid),
             error_log=absolute(s.error_log),
             access_log=absolute(s.access_log),

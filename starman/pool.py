@@ -10,8 +10,9 @@ from __future__ import annotations
 import enum
 import logging
 import signal
-from dataclasses import dataclass, field
 from typing import Union
+
+from start_server.record import Record
 
 __all__ = [
     "APP_LOAD_ERROR",
@@ -56,74 +57,93 @@ IMMEDIATE_GRACE = 5.0
 # --------------------------------------------------------------------------- events
 
 
-@dataclass(frozen=True)
-class Tick:
+class Tick(Record):
     """Time passed (a deadline may have expired); also the first event, which fills the pool."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class Spawned:
+
+class Spawned(Record):
     """The master forked the worker asked for by ``Spawn(slot, ...)``."""
 
-    slot: int
-    pid: int
+    __slots__ = ("slot", "pid")
+
+    def __init__(self, slot: int, pid: int) -> None:
+        self.slot = slot
+        self.pid = pid
 
 
-@dataclass(frozen=True)
-class SpawnFailed:
+class SpawnFailed(Record):
     """fork() failed for ``Spawn(slot, ...)``."""
 
-    slot: int
-    reason: str
+    __slots__ = ("slot", "reason")
+
+    def __init__(self, slot: int, reason: str) -> None:
+        self.slot = slot
+        self.reason = reason
 
 
-@dataclass(frozen=True)
-class ChildExited:
+class ChildExited(Record):
     """A child was reaped: exactly one of ``code`` and ``signal`` is set."""
 
-    pid: int
-    code: int | None = None
-    signal: int | None = None
+    __slots__ = ("pid", "code", "signal")
+
+    def __init__(
+        self, pid: int, code: int | None = None, signal: int | None = None
+    ) -> None:
+        self.pid = pid
+        self.code = code
+        self.signal = signal
 
 
-@dataclass(frozen=True)
-class Signalled:
+class Signalled(Record):
     """The master received a signal. For TTOU, ``busy`` names the slots whose worker is
     inside the app right now (from the scoreboard): the least-loaded worker retires."""
 
-    sig: signal.Signals
-    busy: frozenset[int] = frozenset()
+    __slots__ = ("sig", "busy")
+
+    def __init__(self, sig: signal.Signals, busy: frozenset[int] = frozenset()) -> None:
+        self.sig = sig
+        self.busy = busy
 
 
-@dataclass(frozen=True)
-class SlotReady:
+class SlotReady(Record):
     """The worker in ``slot`` reported ``ready`` in the scoreboard."""
 
-    slot: int
+    __slots__ = ("slot",)
+
+    def __init__(self, slot: int) -> None:
+        self.slot = slot
 
 
-@dataclass(frozen=True)
-class SlotDraining:
+class SlotDraining(Record):
     """The worker in ``slot`` started draining on its own (max-requests, harakiri, a signal
     not sent by the master): it no longer counts, so its replacement is spawned now."""
 
-    slot: int
+    __slots__ = ("slot",)
+
+    def __init__(self, slot: int) -> None:
+        self.slot = slot
 
 
-@dataclass(frozen=True)
-class SlotRetiring:
+class SlotRetiring(Record):
     """The worker in ``slot`` will leave by itself soon (near --max-requests): it no
     longer counts, so its replacement boots now and is accepting by the time the old
     one closes its connections."""
 
-    slot: int
+    __slots__ = ("slot",)
+
+    def __init__(self, slot: int) -> None:
+        self.slot = slot
 
 
-@dataclass(frozen=True)
-class RequestTooLong:
+class RequestTooLong(Record):
     """The worker in ``slot`` has been inside the app for longer than --timeout."""
 
-    slot: int
+    __slots__ = ("slot",)
+
+    def __init__(self, slot: int) -> None:
+        self.slot = slot
 
 
 Event = Union[
@@ -142,39 +162,48 @@ Event = Union[
 # --------------------------------------------------------------------------- actions
 
 
-@dataclass(frozen=True)
-class Spawn:
+class Spawn(Record):
     """Fork a worker into scoreboard ``slot`` for ``generation``; answer with Spawned/SpawnFailed."""
 
-    slot: int
-    generation: int
+    __slots__ = ("slot", "generation")
+
+    def __init__(self, slot: int, generation: int) -> None:
+        self.slot = slot
+        self.generation = generation
 
 
-@dataclass(frozen=True)
-class Signal:
+class Signal(Record):
     """Send ``sig`` to worker ``pid``."""
 
-    pid: int
-    sig: signal.Signals
+    __slots__ = ("pid", "sig")
+
+    def __init__(self, pid: int, sig: signal.Signals) -> None:
+        self.pid = pid
+        self.sig = sig
 
 
-@dataclass(frozen=True)
-class ReopenLogs:
+class ReopenLogs(Record):
     """Reopen the master's error and access logs (USR1)."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
-class Notify:
+
+class Notify(Record):
     """Send an sd_notify message (``READY=1``, ``RELOADING=1``, ``STOPPING=1``)."""
 
-    message: str
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
 
 
-@dataclass(frozen=True)
-class Exit:
+class Exit(Record):
     """Every worker is gone: the master exits with ``code``."""
 
-    code: int
+    __slots__ = ("code",)
+
+    def __init__(self, code: int) -> None:
+        self.code = code
 
 
 Action = Union[Spawn, Signal, ReopenLogs, Notify, Exit]
@@ -197,39 +226,92 @@ class Phase(enum.Enum):
     DONE = "done"  # Exit was returned
 
 
-@dataclass
-class WorkerInfo:
-    slot: int
-    generation: int
-    pid: int | None = None
-    state: WorkerState = WorkerState.BOOTING
-    kill_at: float | None = None  # SIGKILL deadline, once it has been told to stop
-    aborted: bool = False  # SIGABRT sent for --timeout
+class WorkerInfo(Record):
+    __slots__ = ("slot", "generation", "pid", "state", "kill_at", "aborted")
+
+    def __init__(
+        self,
+        slot: int,
+        generation: int,
+        pid: int | None = None,
+        state: WorkerState = WorkerState.BOOTING,
+        kill_at: float | None = None,  # SIGKILL deadline, once it has been told to stop
+        aborted: bool = False,  # SIGABRT sent for --timeout
+    ) -> None:
+        self.slot = slot
+        self.generation = generation
+        self.pid = pid
+        self.state = state
+        self.kill_at = kill_at
+        self.aborted = aborted
 
 
-@dataclass
-class PoolState:
+class PoolState(Record):
     """Everything the policy knows. Construct it, then feed ``Tick()`` to start."""
 
-    target: int
-    graceful_timeout: float = 30.0
-    term_immediate: bool = False
-    preloaded: bool = False
-    spawn_interval: float = 0.0
-    max_slots: int = 1024
-    master_pid: int = 0
-    generation: int = 1  # the generation that serves (or will, once booted)
-    last_generation: int = 1  # highest generation ever started
-    old_generation: int | None = None  # during a reload: the one still serving
-    phase: Phase = Phase.RUNNING
-    workers: dict[int, WorkerInfo] = field(default_factory=dict)  # by slot
-    exit_code: int = 0
-    stop_deadline: float | None = None
-    reload_deadline: float | None = None
-    boot_failures: int = 0
-    spawn_not_before: float = 0.0
-    ever_ready: bool = False
-    announced_ready: bool = False
+    __slots__ = (
+        "target",
+        "graceful_timeout",
+        "term_immediate",
+        "preloaded",
+        "spawn_interval",
+        "max_slots",
+        "master_pid",
+        "generation",
+        "last_generation",
+        "old_generation",
+        "phase",
+        "workers",
+        "exit_code",
+        "stop_deadline",
+        "reload_deadline",
+        "boot_failures",
+        "spawn_not_before",
+        "ever_ready",
+        "announced_ready",
+    )
+
+    def __init__(
+        self,
+        target: int,
+        graceful_timeout: float = 30.0,
+        term_immediate: bool = False,
+        preloaded: bool = False,
+        spawn_interval: float = 0.0,
+        max_slots: int = 1024,
+        master_pid: int = 0,
+        generation: int = 1,  # the generation that serves (or will, once booted)
+        last_generation: int = 1,  # highest generation ever started
+        old_generation: int | None = None,  # during a reload: the one still serving
+        phase: Phase = Phase.RUNNING,
+        workers: dict[int, WorkerInfo] | None = None,  # by slot
+        exit_code: int = 0,
+        stop_deadline: float | None = None,
+        reload_deadline: float | None = None,
+        boot_failures: int = 0,
+        spawn_not_before: float = 0.0,
+        ever_ready: bool = False,
+        announced_ready: bool = False,
+    ) -> None:
+        self.target = target
+        self.graceful_timeout = graceful_timeout
+        self.term_immediate = term_immediate
+        self.preloaded = preloaded
+        self.spawn_interval = spawn_interval
+        self.max_slots = max_slots
+        self.master_pid = master_pid
+        self.generation = generation
+        self.last_generation = last_generation
+        self.old_generation = old_generation
+        self.phase = phase
+        self.workers = {} if workers is None else workers
+        self.exit_code = exit_code
+        self.stop_deadline = stop_deadline
+        self.reload_deadline = reload_deadline
+        self.boot_failures = boot_failures
+        self.spawn_not_before = spawn_not_before
+        self.ever_ready = ever_ready
+        self.announced_ready = announced_ready
 
     def by_pid(self, pid: int) -> WorkerInfo | None:
         for w in self.workers.values():

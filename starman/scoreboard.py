@@ -11,8 +11,9 @@ import mmap
 import os
 import struct
 import time
-from dataclasses import dataclass
 from typing import Any
+
+from start_server.record import Record
 
 __all__ = ["SLOT_SIZE", "Scoreboard", "SlotHooks", "SlotInfo", "SlotState"]
 
@@ -46,17 +47,36 @@ _STATES = tuple(sorted(SlotState, key=int))
 assert [int(x) for x in _STATES] == list(range(len(_STATES)))
 
 
-@dataclass(frozen=True)
-class SlotInfo:
-    pid: int
-    generation: int
-    state: SlotState
-    request_start_ns: int
-    requests: int
-    draining: bool = (
-        False  # set once the worker started draining, whatever ``state`` says
+class SlotInfo(Record):
+    """What a worker last wrote into its slot."""
+
+    __slots__ = (
+        "pid",
+        "generation",
+        "state",
+        "request_start_ns",
+        "requests",
+        "draining",
+        "retiring",
     )
-    retiring: bool = False  # still serving, but it will leave by itself soon
+
+    def __init__(
+        self,
+        pid: int,
+        generation: int,
+        state: SlotState,
+        request_start_ns: int,
+        requests: int,
+        draining: bool = False,  # set once the worker started draining, whatever ``state`` says
+        retiring: bool = False,  # still serving, but it will leave by itself soon
+    ) -> None:
+        self.pid = pid
+        self.generation = generation
+        self.state = state
+        self.request_start_ns = request_start_ns
+        self.requests = requests
+        self.draining = draining
+        self.retiring = retiring
 
     def as_json(self) -> dict[str, object]:
         """A JSON-friendly dict for --status-file."""

@@ -16,7 +16,6 @@ import socket
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from starman.body import BodyBuffer, BodyInput, empty_input
@@ -38,6 +37,7 @@ from starman.wsgi import (
     request_environ,
     server_environ,
 )
+from start_server.record import Record
 from start_server.sigwake import SignalWaker
 
 if TYPE_CHECKING:  # ssl is imported at run time only when TLS is configured
@@ -79,32 +79,84 @@ _ACCEPT_RESOURCE_ERRORS = frozenset(
 _WOULD_BLOCK: tuple[type[Exception], ...] = (BlockingIOError,)
 
 
-@dataclass(frozen=True)
-class WorkerConfig:
+class WorkerConfig(Record):
     """Everything a worker needs; each default is the spec's."""
 
-    keepalive: bool = True  # False = --disable-keepalive
-    keepalive_timeout: float = 1.0
-    read_timeout: float = 5.0  # whole request head
-    body_timeout: float = 30.0
-    write_timeout: float = 30.0
-    graceful_timeout: float = 30.0  # drain deadline inside the worker
-    max_requests: int = 0  # 0 = unlimited
-    max_keepalive_reqs: int = 0  # 0 = unlimited
-    max_connections: int = 256  # --max-connections-per-worker
-    max_request_body: int = 1 << 30
-    body_buffer_size: int = 1 << 20
-    tmp_dir: str | None = None
-    limit_request_line: int = 8190
-    limit_request_fields: int = 100
-    limit_request_field_size: int = 8190
-    script_name: str = ""  # --path mount prefix ("" = none)
-    forwarded_allow_ips: tuple[str, ...] = ()
-    access_log: bool = False  # one Apache combined line per request on "starman.access"
-    parent_pid: int | None = None  # exit (gracefully) when os.getppid() != parent_pid
-    generation: str | None = None  # environ["starman.generation"]
-    ssl_context: ssl.SSLContext | None = None  # TLS for the listeners in tls_fds
-    tls_fds: frozenset[int] = frozenset()  # listener fds whose connections speak TLS
+    __slots__ = (
+        "keepalive",
+        "keepalive_timeout",
+        "read_timeout",
+        "body_timeout",
+        "write_timeout",
+        "graceful_timeout",
+        "max_requests",
+        "max_keepalive_reqs",
+        "max_connections",
+        "max_request_body",
+        "body_buffer_size",
+        "tmp_dir",
+        "limit_request_line",
+        "limit_request_fields",
+        "limit_request_field_size",
+        "script_name",
+        "forwarded_allow_ips",
+        "access_log",
+        "parent_pid",
+        "generation",
+        "ssl_context",
+        "tls_fds",
+    )
+
+    def __init__(
+        self,
+        keepalive: bool = True,  # False = --disable-keepalive
+        keepalive_timeout: float = 1.0,
+        read_timeout: float = 5.0,  # whole request head
+        body_timeout: float = 30.0,
+        write_timeout: float = 30.0,
+        graceful_timeout: float = 30.0,  # drain deadline inside the worker
+        max_requests: int = 0,  # 0 = unlimited
+        max_keepalive_reqs: int = 0,  # 0 = unlimited
+        max_connections: int = 256,  # --max-connections-per-worker
+        max_request_body: int = 1 << 30,
+        body_buffer_size: int = 1 << 20,
+        tmp_dir: str | None = None,
+        limit_request_line: int = 8190,
+        limit_request_fields: int = 100,
+        limit_request_field_size: int = 8190,
+        script_name: str = "",  # --path mount prefix ("" = none)
+        forwarded_allow_ips: tuple[str, ...] = (),
+        access_log: bool = False,  # one Apache combined line per request on "starman.access"
+        parent_pid: int
+        | None = None,  # exit (gracefully) when os.getppid() != parent_pid
+        generation: str | None = None,  # environ["starman.generation"]
+        ssl_context: ssl.SSLContext | None = None,  # TLS for the listeners in tls_fds
+        tls_fds: frozenset[
+            int
+        ] = frozenset(),  # listener fds whose connections speak TLS
+    ) -> None:
+        self.keepalive = keepalive
+        self.keepalive_timeout = keepalive_timeout
+        self.read_timeout = read_timeout
+        self.body_timeout = body_timeout
+        self.write_timeout = write_timeout
+        self.graceful_timeout = graceful_timeout
+        self.max_requests = max_requests
+        self.max_keepalive_reqs = max_keepalive_reqs
+        self.max_connections = max_connections
+        self.max_request_body = max_request_body
+        self.body_buffer_size = body_buffer_size
+        self.tmp_dir = tmp_dir
+        self.limit_request_line = limit_request_line
+        self.limit_request_fields = limit_request_fields
+        self.limit_request_field_size = limit_request_field_size
+        self.script_name = script_name
+        self.forwarded_allow_ips = forwarded_allow_ips
+        self.access_log = access_log
+        self.parent_pid = parent_pid
+        self.generation = generation
+        self.ssl_context = ssl_context
+        self.tls_fds = tls_fds
 
 
 class WorkerHooks(Protocol):

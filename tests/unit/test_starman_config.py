@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from starman.config import (
@@ -19,7 +17,7 @@ from start_server.options import ConfigError, UsageError
 
 
 def test_settings_fields_equal_the_option_table_names() -> None:
-    assert [f.name for f in dataclasses.fields(Settings)] == [o.name for o in OPTIONS]
+    assert list(Settings.__slots__) == [o.name for o in OPTIONS]
 
 
 def test_settings_defaults_equal_the_table_defaults() -> None:

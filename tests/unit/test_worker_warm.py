@@ -93,10 +93,12 @@ def test_rehearsal_without_socketpair_is_skipped(
 
 def test_master_imports_stay_lean() -> None:
     """Modules the master would import only for convenience: every worker shares them
-    (tree PSS) and fork copies their page tables. tempfile comes only when a body spills."""
+    (tree PSS) and fork copies their page tables. tempfile comes only when a body spills;
+    dataclasses (with inspect, ast and dis) never: values are Records."""
     code = (
         "import sys, starman.cli, starman.master\n"
-        "heavy = ('email.utils', 'tempfile', 'shutil', 'bz2', 'lzma', 'calendar')\n"
+        "heavy = ('email.utils', 'tempfile', 'shutil', 'bz2', 'lzma', 'calendar',\n"
+        "         'dataclasses', 'inspect', 'ast', 'dis')\n"
         "print(','.join(m for m in heavy if m in sys.modules))\n"
     )
     out = subprocess.run(
