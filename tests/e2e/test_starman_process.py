@@ -245,6 +245,18 @@ def test_preload_app_workers_inherit_the_program_immortal(launcher: Launcher) ->
     assert instance < 100  # instances stay mortal: they must still be freed
 
 
+@pytest.mark.skipif(
+    not immortal.supported(), reason="immortal objects need CPython 3.12 or 3.13"
+)
+def test_immortal_walk_leaves_an_unconfigured_django_alone(launcher: Launcher) -> None:
+    # -M django.conf: Django's settings is a lazy proxy that raises when asked anything
+    # before it is configured (here: never, in the master). The walk must not ask.
+    pytest.importorskip("django")
+    server = launcher.inherited(APP, "-M", "django.conf", "--log-level", "debug")
+    server.wait_log("objects of the program immortal before forking")
+    assert server.body().endswith(":1:v1")
+
+
 def test_without_preload_each_worker_imports_the_app(launcher: Launcher) -> None:
     record = os.path.join(launcher.tmpdir, "imports.txt")
     server = launcher.inherited(APP, workers=2, env={"MASTER_APP_IMPORT_LOG": record})
