@@ -227,23 +227,17 @@ class Phase(enum.Enum):
 
 
 class WorkerInfo(Record):
+    """One worker slot: set up by Spawn, filled in as events arrive."""
+
     __slots__ = ("slot", "generation", "pid", "state", "kill_at", "aborted")
 
-    def __init__(
-        self,
-        slot: int,
-        generation: int,
-        pid: int | None = None,
-        state: WorkerState = WorkerState.BOOTING,
-        kill_at: float | None = None,  # SIGKILL deadline, once it has been told to stop
-        aborted: bool = False,  # SIGABRT sent for --timeout
-    ) -> None:
+    def __init__(self, slot: int, generation: int) -> None:
         self.slot = slot
         self.generation = generation
-        self.pid = pid
-        self.state = state
-        self.kill_at = kill_at
-        self.aborted = aborted
+        self.pid: int | None = None  # once Spawned
+        self.state = WorkerState.BOOTING
+        self.kill_at: float | None = None  # SIGKILL deadline, once told to stop
+        self.aborted = False  # SIGABRT sent for --timeout
 
 
 class PoolState(Record):
@@ -280,18 +274,6 @@ class PoolState(Record):
         spawn_interval: float = 0.0,
         max_slots: int = 1024,
         master_pid: int = 0,
-        generation: int = 1,  # the generation that serves (or will, once booted)
-        last_generation: int = 1,  # highest generation ever started
-        old_generation: int | None = None,  # during a reload: the one still serving
-        phase: Phase = Phase.RUNNING,
-        workers: dict[int, WorkerInfo] | None = None,  # by slot
-        exit_code: int = 0,
-        stop_deadline: float | None = None,
-        reload_deadline: float | None = None,
-        boot_failures: int = 0,
-        spawn_not_before: float = 0.0,
-        ever_ready: bool = False,
-        announced_ready: bool = False,
     ) -> None:
         self.target = target
         self.graceful_timeout = graceful_timeout
@@ -300,18 +282,19 @@ class PoolState(Record):
         self.spawn_interval = spawn_interval
         self.max_slots = max_slots
         self.master_pid = master_pid
-        self.generation = generation
-        self.last_generation = last_generation
-        self.old_generation = old_generation
-        self.phase = phase
-        self.workers = {} if workers is None else workers
-        self.exit_code = exit_code
-        self.stop_deadline = stop_deadline
-        self.reload_deadline = reload_deadline
-        self.boot_failures = boot_failures
-        self.spawn_not_before = spawn_not_before
-        self.ever_ready = ever_ready
-        self.announced_ready = announced_ready
+        # What the policy keeps up to date from here on.
+        self.generation = 1  # the generation that serves (or will, once booted)
+        self.last_generation = 1  # highest generation ever started
+        self.old_generation: int | None = None  # during a reload: the one still serving
+        self.phase = Phase.RUNNING
+        self.workers: dict[int, WorkerInfo] = {}  # by slot
+        self.exit_code = 0
+        self.stop_deadline: float | None = None
+        self.reload_deadline: float | None = None
+        self.boot_failures = 0
+        self.spawn_not_before = 0.0
+        self.ever_ready = False
+        self.announced_ready = False
 
     def by_pid(self, pid: int) -> WorkerInfo | None:
         for w in self.workers.values():
