@@ -1,4 +1,4 @@
-# Perl twin of examples/hello.py for bench/hotdeploy.py: names the pid and the generation.
+# Perl twin of docs/examples/hello.py for bench/hotdeploy.py: names the pid and the generation.
 my $app = sub {
     my $gen = $ENV{SERVER_STARTER_GENERATION} // '-';
     my $body = "Hello World from pid $$ (generation $gen)\n";

@@ -188,7 +188,7 @@ def build_command(args: argparse.Namespace, port: int, tmp: str) -> list[str]:
             *args.start_server_arg,
         ]
         app = [sys.executable, "-m", "starman", "--workers", str(args.workers)]
-        app += [os.path.join(REPO, "examples", "hello.py")]
+        app += [os.path.join(REPO, "docs", "examples", "hello.py")]
     return [*starter, "--", *app, *args.starman_arg]
 
 

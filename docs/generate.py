@@ -78,7 +78,7 @@ STARMAN_ENV: default for --env. STARMAN_DEBUG=1: same as --log-level debug.""",
     ),
     (
         "Example",
-        """  starman --listen 127.0.0.1:8080 --workers 4 examples/hello.py
+        """  starman --listen 127.0.0.1:8080 --workers 4 docs/examples/hello.py
   starman --listen unix:/run/app.sock --preload-app myproject.wsgi:application
   starman --config /etc/app.toml""",
     ),

@@ -1,4 +1,4 @@
-"""Every app in examples/ served by ``python -m starman`` on a unix socket."""
+"""Every app in docs/examples/ served by ``python -m starman`` on a unix socket."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tests.e2e.starman_master_harness import Launcher, Server, launcher
 
 __all__ = ["launcher"]
 
-EXAMPLES = os.path.join(REPO, "examples")
+EXAMPLES = os.path.join(REPO, "docs", "examples")
 
 
 def _serve(launcher: Launcher, example: str) -> tuple[Server, str]:

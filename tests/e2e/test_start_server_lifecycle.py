@@ -444,7 +444,7 @@ def test_example_echo_server_serves_under_start_server(
     from tests.helpers import REPO, http_get, response_body
 
     sock, status = str(wd / "s"), wd / "status"
-    example = os.path.join(REPO, "examples", "echo_server.py")
+    example = os.path.join(REPO, "docs", "examples", "echo_server.py")
     start("--path", sock, "--interval", "0", "--status-file", str(status),
           cmd=[PY, example])  # fmt: skip
     (gen1,) = wait_status(status, only_generation(1))

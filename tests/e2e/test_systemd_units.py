@@ -29,7 +29,7 @@ from helpers import REPO, http_get, kill_group, response_body, spawn, wait_for
 
 UNITS = os.path.join(REPO, "systemd")
 VENV_BIN = os.path.dirname(sys.executable)
-HELLO = os.path.join(REPO, "examples", "hello.py")
+HELLO = os.path.join(REPO, "docs", "examples", "hello.py")
 SOCKET_ACTIVATE = shutil.which("systemd-socket-activate")
 ANALYZE = shutil.which("systemd-analyze")
 

@@ -13,7 +13,7 @@ import psutil
 import pytest
 from helpers import PY, REPO, http_get, kill_group, response_body, spawn, wait_for
 
-HELLO = os.path.join(REPO, "examples", "hello.py")
+HELLO = os.path.join(REPO, "docs", "examples", "hello.py")
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""A one-file Django project: ``starman --workers 4 examples/django_app.py``.
+"""A one-file Django project: ``starman --workers 4 docs/examples/django_app.py``.
 
 A real project passes its module instead: ``starman myproject.wsgi:application``
 (set DJANGO_SETTINGS_MODULE as manage.py does, and use --preload-app to share memory).

@@ -1,4 +1,4 @@
-"""A Bottle app: ``starman --workers 4 examples/bottle_app.py`` (the WSGI object is ``app``)."""
+"""A Bottle app: ``starman --workers 4 docs/examples/bottle_app.py`` (the WSGI object is ``app``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The smallest WSGI app: ``starman examples/hello.py`` serves it."""
+"""The smallest WSGI app: ``starman docs/examples/hello.py`` serves it."""
 
 from __future__ import annotations
 

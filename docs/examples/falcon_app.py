@@ -1,4 +1,4 @@
-"""A Falcon app: ``starman --workers 4 examples/falcon_app.py`` (the WSGI object is ``app``)."""
+"""A Falcon app: ``starman --workers 4 docs/examples/falcon_app.py`` (the WSGI object is ``app``)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""A Flask app: ``starman --workers 4 examples/flask_app.py`` (the WSGI object is ``app``).
+"""A Flask app: ``starman --workers 4 docs/examples/flask_app.py`` (the WSGI object is ``app``).
 
-With start_server: ``start_server --port 8080 -- starman --preload-app examples/flask_app.py``.
+With start_server: ``start_server --port 8080 -- starman --preload-app docs/examples/flask_app.py``.
 """
 
 from __future__ import annotations
