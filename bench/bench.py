@@ -10,7 +10,9 @@ Runs with any python that has psutil (the repo venv, or the peers' venv)::
 
 Servers (``--list`` shows which are available here): ``ours`` (``{python} -m starman``, or
 ``--ours-cmd``), ``ours-ss`` (ours under ``python -m start_server``: its own RSS is the
-``start_server RSS`` column), ``ours-preload`` (ours with ``--preload-app``, ab scenario only),
+``start_server RSS`` column), ``ours-norecycle`` (ours with ``--max-requests 0``, hello only:
+the cost of the default recycling, in the same run), ``ours-preload`` (ours with
+``--preload-app``, ab scenario only),
 ``ours-alt`` and ``ours-preload-alt`` (the same two on ``--alt-python``, a second interpreter
 with starman installed, e.g. a CPython 3.13 venv: both interpreters in one interleaved run),
 ``gunicorn-sync``, ``gunicorn-gthread``, ``granian-wsgi``, ``bjoern``, ``starman-perl`` (/usr/bin/starman
@@ -671,6 +673,15 @@ def servers() -> list[Server]:
             "ours with --preload-app",
             _ours_available,
             _only("ab"),
+        ),
+        Server(
+            "ours-norecycle",
+            lambda c: _template(
+                c.args.ours_cmd or OURS_CMD, c, ["--max-requests", "0", *_ours_extra(c)]
+            ),
+            "ours with --max-requests 0: no recycling, as granian, bjoern and gunicorn",
+            _ours_available,
+            _only("hello"),
         ),
         Server(
             "ours-alt",
