@@ -129,16 +129,24 @@ class LocalProtocolError(RuntimeError):
     """The caller used the connection out of order (our bug, not the peer's)."""
 
 
-def _after_heads(data: bytes, count: int) -> int | None:
-    """Where the bytes after ``count`` bodiless request heads at the start of ``data`` begin
-    (each head ends at its first blank line; llhttp accepted them, so CRLF endings), or
-    None if ``data`` holds fewer blank lines."""
+def _after_messages(
+    data: bytes, count: int, bodies: dict[int, int] | None
+) -> int | None:
+    """Where the bytes after ``count`` whole requests at the start of ``data`` begin, or
+    None if ``data`` holds fewer blank lines.
+
+    Each head ends at its first blank line (llhttp accepted them, so CRLF endings), and
+    the ``i``-th is followed by ``bodies[i]`` bytes of Content-Length body (none if
+    absent). Chunked framing is not covered: httptools does not report its length.
+    """
     pos = 0
-    for _ in range(count):
+    for i in range(count):
         end = data.find(b"\r\n\r\n", pos)
         if end < 0:
             return None
         pos = end + 4
+        if bodies:
+            pos += bodies.get(i, 0)
     return pos
 
 
@@ -221,6 +229,7 @@ class ServerConnection:
         "_err",
         "_events",
         "_expect",
+        "_feed_bodies",
         "_feed_body",
         "_framing",
         "_head_bytes",
@@ -296,6 +305,9 @@ class ServerConnection:
         # (framing bytes whose length httptools does not report).
         self._completed_in_feed = 0
         self._chunked_in_feed = False
+        # Content-Length body sizes of the messages completed by the current feed, by
+        # their index in it (None: none had a body), to find where the next one starts.
+        self._feed_bodies: dict[int, int] | None = None
         self._upgrade_left = 0
         self._reset_message()
         self._msg_open = False
@@ -375,6 +387,7 @@ class ServerConnection:
         self._began_here = False
         self._completed_in_feed = 0
         self._chunked_in_feed = False
+        self._feed_bodies = None
         open_before = self._msg_open
         try:
             self._parser.feed_data(data)
@@ -388,11 +401,14 @@ class ServerConnection:
                     self._decide_method(self._prefix, eof=False)
                 else:
                     # A pipelined request after one that completed in this read: find its
-                    # first bytes when every earlier message of the read was a bare head.
+                    # first bytes when every earlier message of the read started in it
+                    # and none was chunked.
                     start = (
                         None
-                        if open_before or self._feed_body or self._chunked_in_feed
-                        else _after_heads(data, self._completed_in_feed)
+                        if open_before or self._chunked_in_feed
+                        else _after_messages(
+                            data, self._completed_in_feed, self._feed_bodies
+                        )
                     )
                     if start is None:
                         self._fail("invalid method", 400)
@@ -648,9 +664,15 @@ class ServerConnection:
 
     def on_message_complete(self) -> None:
         self._msg_open = False
-        self._completed_in_feed += 1
         if self._chunked:
             self._chunked_in_feed = True
+        elif self._feed_body != self._begin_mark and self._began_here:
+            if self._feed_bodies is None:
+                self._feed_bodies = {}
+            self._feed_bodies[self._completed_in_feed] = (
+                self._feed_body - self._begin_mark
+            )
+        self._completed_in_feed += 1
         self._prefix = b""
         self._url = b""
         if self._err is not None:

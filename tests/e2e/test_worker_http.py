@@ -81,12 +81,18 @@ def test_worker_pipelined_get_then_post(worker: ForkedWorker) -> None:
     assert json.loads(second[2])["body"] == "hi"
 
 
+@pytest.mark.parametrize(
+    "first",
+    [GET, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n\r\n\r\n"],
+    ids=["get", "post-with-body"],
+)
 def test_worker_pipelined_unknown_method_gets_501_and_close(
-    worker: ForkedWorker,
+    worker: ForkedWorker, first: bytes
 ) -> None:
-    # Sent in one write: the GET is answered, then FOO gets 501 as it would alone.
+    # Sent in one write: the first request is answered, then FOO gets 501 as it would
+    # alone (after a Content-Length body too, one that even looks like a blank line).
     with connect(worker.address) as s:
-        s.sendall(GET + b"FOO / HTTP/1.1\r\nHost: a\r\n\r\n")
+        s.sendall(first + b"FOO / HTTP/1.1\r\nHost: a\r\n\r\n")
         data = recv_all(s)
     first, rest = data.split(b"HTTP/1.1 501 ", 1)
     assert first.startswith(b"HTTP/1.1 200 OK\r\n")

@@ -331,18 +331,61 @@ def test_h1_pipelined_bad_method_in_the_same_read(
     assert info.value.status_hint == status
 
 
+_POST4 = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("before", "answered"),
+    [
+        (_POST4 + b"\r\n\r\n", 1),  # a body that looks like a blank line
+        (GET + _POST4 + b"abcd" + _POST4 + b"\r\n\r\n", 3),
+        (_POST4 + b"abcd" + GET, 2),
+    ],
+)
+def test_h1_pipelined_bad_method_after_a_body_gets_its_own_status(
+    before: bytes, answered: int
+) -> None:
+    # Content-Length bodies in the same read: the bad request is found after them and
+    # gets what it would get alone (501 for an unknown token), after the good ones.
+    conn = make_conn()
+    conn.receive_data(before + b"FOO / HTTP/1.1\r\n\r\n")
+    for _ in range(answered):
+        while (event := conn.next_event()) is not PAUSED:
+            assert not isinstance(event, ProtocolError)
+        conn.send_response(200, [], content_length=0)
+        conn.send_end()
+        conn.start_next_cycle()
+    with pytest.raises(ProtocolError) as info:
+        conn.next_event()
+    assert info.value.status_hint == 501
+
+
 @pytest.mark.parametrize(
     "first",
     [
-        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     ],
 )
-def test_h1_pipelined_bad_method_after_a_body_falls_back_to_400(first: bytes) -> None:
-    # After a request with a body or chunked framing in the same read, where the bad
-    # request starts is not known (httptools reports no offsets): 400, never served.
+def test_h1_pipelined_bad_method_after_chunked_falls_back_to_400(first: bytes) -> None:
+    # After chunked framing in the same read, where the bad request starts is not known
+    # (httptools reports no offsets): 400, never served.
     conn = make_conn()
     conn.receive_data(first + b"FOO / HTTP/1.1\r\n\r\n")
+    assert events_of(conn)[-1] is PAUSED
+    conn.send_response(200, [], content_length=0)
+    conn.send_end()
+    conn.start_next_cycle()
+    with pytest.raises(ProtocolError) as info:
+        conn.next_event()
+    assert info.value.status_hint == 400
+
+
+def test_h1_pipelined_bad_method_after_a_body_begun_earlier_falls_back_to_400() -> None:
+    # The request with the body started in an earlier read: its head is not in this
+    # one, so where the bad request starts is not known either.
+    conn = make_conn()
+    conn.receive_data(_POST4)
+    conn.receive_data(b"abcdFOO / HTTP/1.1\r\n\r\n")
     assert events_of(conn)[-1] is PAUSED
     conn.send_response(200, [], content_length=0)
     conn.send_end()
