@@ -126,14 +126,14 @@ class WorkerConfig(Record):
         limit_request_field_size: int = 8190,
         script_name: str = "",  # --path mount prefix ("" = none)
         forwarded_allow_ips: tuple[str, ...] = (),
-        access_log: bool = False,  # one Apache combined line per request on "starman.access"
-        parent_pid: int
-        | None = None,  # exit (gracefully) when os.getppid() != parent_pid
+        # one Apache combined line per request on "starman.access"
+        access_log: bool = False,
+        # exit (gracefully) when os.getppid() != parent_pid
+        parent_pid: int | None = None,
         generation: str | None = None,  # environ["starman.generation"]
         ssl_context: ssl.SSLContext | None = None,  # TLS for the listeners in tls_fds
-        tls_fds: frozenset[
-            int
-        ] = frozenset(),  # listener fds whose connections speak TLS
+        # listener fds whose connections speak TLS
+        tls_fds: frozenset[int] = frozenset(),
     ) -> None:
         self.keepalive = keepalive
         self.keepalive_timeout = keepalive_timeout
