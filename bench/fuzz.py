@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Long fuzz run of starman.h1: N random, mutated and well-formed inputs in random chunkings.
+"""Long fuzz run of starman.http.h1: N random, mutated and well-formed inputs in random chunkings.
 
     python bench/fuzz.py                      # 10^6 inputs, seed 1
     python bench/fuzz.py -n 200000 --seed 7 --json /tmp/fuzz.json

@@ -31,10 +31,10 @@ from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from starman.body import empty_input  # noqa: E402
-from starman.events import PAUSED, Request  # noqa: E402
-from starman.h1 import ServerConnection  # noqa: E402
-from starman.wsgi import (  # noqa: E402
+from starman.http.body import empty_input  # noqa: E402
+from starman.http.events import PAUSED, Request  # noqa: E402
+from starman.http.h1 import ServerConnection  # noqa: E402
+from starman.wsgi.gateway import (  # noqa: E402
     call_app,
     connection_environ,
     request_environ,
@@ -91,7 +91,8 @@ def run_engine(n: int) -> float:
 
 def run_worker(n: int) -> float:
     """Seconds for ``n`` requests through the worker's loop functions over a socketpair."""
-    from starman.worker import ConnState, WorkerConfig, _Conn, _Worker
+    from starman.worker.config import WorkerConfig
+    from starman.worker.loop import ConnState, _Conn, _Worker
 
     a, b = socket.socketpair()
     worker = _Worker([], app, WorkerConfig(), None)
@@ -118,7 +119,8 @@ def run_worker(n: int) -> float:
 
 def run_close(n: int) -> float:
     """Seconds for ``n`` close-mode exchanges: connect, accept, one request, close."""
-    from starman.worker import WorkerConfig, _Worker
+    from starman.worker.config import WorkerConfig
+    from starman.worker.loop import _Worker
 
     lsock = socket.socket()
     lsock.bind(("127.0.0.1", 0))

@@ -13,10 +13,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from starman import __version__ as starman_version  # noqa: E402
+from starman import access  # noqa: E402
 from starman import config as starman_config  # noqa: E402
 from start_server import __version__ as start_server_version  # noqa: E402
 from start_server import config as start_server_config  # noqa: E402
-from start_server.options import render_man, render_markdown  # noqa: E402
+from start_server.common.options import render_man, render_markdown  # noqa: E402
 
 START_SERVER_SECTIONS = (
     (
@@ -136,12 +137,12 @@ def render_all() -> dict[str, str]:
             "|---|---|",
             *(
                 f"| `%{key}` | {meaning} |"
-                for key, meaning in sm.ACCESS_LOG_DIRECTIVES.items()
+                for key, meaning in access.ACCESS_LOG_DIRECTIVES.items()
             ),
             "",
             "Named formats: "
             + ", ".join(
-                f"`{name}` = `{fmt}`" for name, fmt in sm.ACCESS_LOG_FORMATS.items()
+                f"`{name}` = `{fmt}`" for name, fmt in access.ACCESS_LOG_FORMATS.items()
             )
             + ".",
             "",

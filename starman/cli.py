@@ -12,17 +12,17 @@ import sys
 from collections.abc import Sequence
 
 from starman import __version__
-from starman.appload import AppImportError
+from starman.access import AccessLogFormatter
 from starman.config import USAGE, load_settings, make_parser
-from starman.listeners import ListenerError
-from starman.master import (
-    AccessLogFormatter,
+from starman.master.arbiter import (
     MasterError,
     ReopeningFileHandler,
     StderrHandler,
     run_master,
 )
-from start_server.options import ConfigError, UsageError
+from starman.master.listeners import ListenerError
+from starman.wsgi.appload import AppImportError
+from start_server.common.options import ConfigError, UsageError
 
 __all__ = ["main"]
 

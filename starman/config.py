@@ -1,6 +1,6 @@
 """The starman OPTIONS table: one row per option gives the parser, --help, TOML keys and Settings.
 
-Pure: no sockets, no processes. Imports only ``start_server.options``; ``load_settings``
+Pure: no sockets, no processes. Imports only ``start_server.common.options``; ``load_settings``
 reads the ``--config`` file and the environment passed to it.
 """
 
@@ -10,7 +10,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from start_server.options import (
+from starman.access import parse_access_log_format
+from start_server.common.options import (
     ConfigError,
     Option,
     OptionParser,
@@ -27,7 +28,7 @@ from start_server.options import (
     to_str,
     values_from_env,
 )
-from start_server.record import Record
+from start_server.common.record import Record
 
 __all__ = [
     "OPTIONS",
@@ -144,55 +145,6 @@ def _to_mount_path(text: str) -> str:
 
 def _to_ip_list(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
-
-
-# --------------------------------------------------------------------------- access log format
-
-# Apache's two classic formats (mod_log_config); starman's default is "combined".
-ACCESS_LOG_FORMATS = {
-    "combined": '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"',
-    "common": '%h %l %u %t "%r" %>s %b',
-}
-# The directives the access log can fill, each with what it means (for the docs).
-ACCESS_LOG_DIRECTIVES = {
-    "h": "remote address (- on a unix socket)",
-    "l": "remote logname: always -",
-    "u": "remote user: always -",
-    "t": "time the request finished, [10/Oct/2000:13:55:36 -0700]",
-    "r": "request line, GET /a?b HTTP/1.1",
-    "m": "request method",
-    "U": "path, without the query string",
-    "q": "query string with its ?, or empty",
-    "H": "protocol, HTTP/1.1",
-    "s": "status",
-    ">s": "status",
-    "b": "response body bytes, - for none",
-    "B": "response body bytes, 0 for none",
-    "P": "worker pid",
-    "D": "time taken to serve the request, in microseconds",
-    "T": "time taken to serve the request, in whole seconds",
-    "{Header}i": "that request header, - when absent, e.g. %{X-Request-Id}i",
-    "%": "a literal %",
-}
-DIRECTIVE_RE = re.compile(r"%(>s|\{[A-Za-z0-9_-]+\}i|.?)")
-
-
-def parse_access_log_format(text: str) -> str:
-    """An access log format: a named one or a string of known %-directives; returns the string.
-
-    Raises ValueError naming the first unknown directive.
-    """
-    fmt = ACCESS_LOG_FORMATS.get(text.strip().lower(), text)
-    for m in DIRECTIVE_RE.finditer(fmt):
-        word = m.group(1)
-        if word.startswith("{") and word.endswith("}i"):
-            continue
-        if word not in ACCESS_LOG_DIRECTIVES:
-            raise ValueError(
-                f"unknown directive %{m.group(1)}: expected 'combined', 'common' or a "
-                "format of " + " ".join("%" + d for d in ACCESS_LOG_DIRECTIVES)
-            )
-    return fmt
 
 
 # --------------------------------------------------------------------------- the table

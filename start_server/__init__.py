@@ -15,13 +15,13 @@ __all__ = ["__version__", "listen_all", "server_ports"]
 
 def server_ports() -> dict[str, int]:
     """Return ``{key: fd}`` from ``SERVER_STARTER_PORT``, as Perl's server_ports()."""
-    from start_server.listen import server_ports as _server_ports
+    from start_server.common.listen import server_ports as _server_ports
 
     return _server_ports()
 
 
 def listen_all() -> list[tuple[str, socket.socket]]:
     """Return ``[(key, socket)]`` for every inherited fd, family and type detected."""
-    from start_server.listen import listen_all as _listen_all
+    from start_server.common.listen import listen_all as _listen_all
 
     return _listen_all()

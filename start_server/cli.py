@@ -10,8 +10,8 @@ import sys
 from collections.abc import Sequence
 
 from start_server import __version__, config
-from start_server.options import ConfigError, UsageError
-from start_server.proc import PidFileError
+from start_server.common.options import ConfigError, UsageError
+from start_server.common.proc import PidFileError
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

@@ -10,7 +10,7 @@ import signal
 import socket
 from collections.abc import Mapping, Sequence
 
-from start_server.options import (
+from start_server.common.options import (
     Option,
     OptionParser,
     UsageError,
@@ -23,13 +23,13 @@ from start_server.options import (
     to_str,
     values_from_env,
 )
-from start_server.portspec import (
+from start_server.common.portspec import (
     PortSpec,
     PortSpecError,
     parse_path_spec,
     parse_port_spec,
 )
-from start_server.record import Record
+from start_server.common.record import Record
 
 # typing is for mypy only (~0.6 MB RSS kept by the long-lived supervisor).
 TYPE_CHECKING = False

@@ -14,8 +14,8 @@ import time
 
 import psutil
 
+from start_server.common.proc import PidFileError, read_pid_file
 from start_server.config import Settings
-from start_server.proc import PidFileError, read_pid_file
 from start_server.readiness import read_failure
 
 __all__ = ["ControlError", "read_generations", "restart", "stop"]

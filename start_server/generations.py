@@ -19,8 +19,8 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterable
 
-from start_server.proc import ExitStatus
-from start_server.record import Record
+from start_server.common.proc import ExitStatus
+from start_server.common.record import Record
 
 # typing costs ~0.6 MB RSS in the long-lived supervisor; the annotations need it only
 # for mypy (``from __future__ import annotations`` keeps them unevaluated).

@@ -16,8 +16,8 @@ import os
 import socket
 import struct
 
+from start_server.common.record import Record
 from start_server.logline import log
-from start_server.record import Record
 
 __all__ = [
     "Message",

@@ -17,10 +17,8 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 
 from start_server import generations as gen
-from start_server.config import DEFAULT_AUTO_RESTART_INTERVAL, Settings
-from start_server.listen import adopt_systemd, bind_spec
-from start_server.logline import log
-from start_server.portspec import (
+from start_server.common.listen import adopt_systemd, bind_spec
+from start_server.common.portspec import (
     ENV_GENERATION,
     ENV_LISTEN_FDNAMES,
     ENV_LISTEN_FDS,
@@ -30,7 +28,7 @@ from start_server.portspec import (
     Transport,
     format_server_starter_port,
 )
-from start_server.proc import (
+from start_server.common.proc import (
     ExecError,
     PidFile,
     PidFileError,
@@ -38,10 +36,12 @@ from start_server.proc import (
     reap,
     spawn,
 )
+from start_server.common.record import Record
+from start_server.common.sdnotify import ENV_NOTIFY_SOCKET, notify
+from start_server.common.sigwake import SignalWaker
+from start_server.config import DEFAULT_AUTO_RESTART_INTERVAL, Settings
+from start_server.logline import log
 from start_server.readiness import NotifyListener, failure_file
-from start_server.record import Record
-from start_server.sdnotify import ENV_NOTIFY_SOCKET, notify
-from start_server.sigwake import SignalWaker
 
 # Only for mypy: the supervisor keeps what it imports for its whole life, and
 # subprocess (with threading) costs ~0.5 MB RSS; LogTarget imports it for a piped log.

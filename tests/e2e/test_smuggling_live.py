@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from starman.worker import WorkerConfig
+from starman.worker.config import WorkerConfig
 from tests.fixtures.apps.recording_app import make_recording_app, read_log
 from tests.fixtures.worker_harness import ForkedWorker, forked_worker
 from tests.helpers import kill_group, spawn, wait_for

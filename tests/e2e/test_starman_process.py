@@ -13,7 +13,7 @@ import psutil
 import pytest
 from helpers import response_body, wait_for
 
-from starman import immortal
+from starman.master import immortal
 from tests.e2e.starman_master_harness import BROKEN_APP, Launcher, Server, launcher
 
 __all__ = ["launcher"]

@@ -430,7 +430,7 @@ def test_child_side_library_adopts_sockets(start: RunFactory, wd: Path) -> None:
 
 def test_normal_path_imports_no_psutil_or_httptools() -> None:
     code = (
-        "import sys, start_server.cli, start_server.supervisor, start_server.listen;"
+        "import sys, start_server.cli, start_server.supervisor, start_server.common.listen;"
         "bad=[m for m in ('psutil','httptools') if m in sys.modules];"
         "sys.exit(repr(bad) if bad else 0)"
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from start_server.portspec import parse_port_spec
+from start_server.common.portspec import parse_port_spec
 from tests.e2e.start_server_harness import (
     ECHOD,
     START_SERVER,

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from starman.worker import CORK_MAX, WorkerConfig
+from starman.worker.config import WorkerConfig
+from starman.worker.loop import CORK_MAX
 from tests.fixtures.worker_harness import connect, forked_worker, read_one
 from tests.helpers import wait_for
 

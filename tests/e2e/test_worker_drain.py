@@ -6,7 +6,7 @@ import signal
 import socket
 import time
 
-from starman.worker import WorkerConfig
+from starman.worker.config import WorkerConfig
 from tests.fixtures.apps.engine_apps import echo_app
 from tests.fixtures.worker_harness import connect, forked_worker, read_one, recv_all
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from starman.worker import WorkerConfig
+from starman.worker.config import WorkerConfig
 from tests.fixtures.apps import engine_apps
 from tests.fixtures.worker_harness import connect, forked_worker, read_one
 

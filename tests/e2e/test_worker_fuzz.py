@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from starman.worker import WorkerConfig
+from starman.worker.config import WorkerConfig
 from tests.fixtures.h1_fuzz import ALLOWED_ERRORS, gen_input, split
 from tests.fixtures.worker_harness import ForkedWorker, connect, forked_worker, read_one
 

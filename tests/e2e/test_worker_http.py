@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from starman.worker import WorkerConfig
+from starman.worker.config import WorkerConfig
 from tests.fixtures.apps.engine_apps import echo_app, validated_app
 from tests.fixtures.worker_harness import (
     ForkedWorker,

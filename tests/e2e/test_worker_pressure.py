@@ -22,7 +22,7 @@ from typing import Any
 
 import psutil
 
-from starman.worker import WorkerConfig
+from starman.worker.config import WorkerConfig
 from tests.fixtures.worker_harness import connect, forked_worker, read_one, recv_all
 from tests.helpers import wait_for
 

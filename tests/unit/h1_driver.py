@@ -1,11 +1,11 @@
-"""Replay bytes through starman.h1 in a given chunking and summarise what came out."""
+"""Replay bytes through starman.http.h1 in a given chunking and summarise what came out."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterator
 
-from starman.events import (
+from starman.http.events import (
     NEED_DATA,
     PAUSED,
     ConnectionClosed,
@@ -14,7 +14,7 @@ from starman.events import (
     ProtocolError,
     Request,
 )
-from starman.h1 import ServerConnection
+from starman.http.h1 import ServerConnection
 
 DATE = b"Thu, 01 Jan 1970 00:00:00 GMT"
 CHUNKINGS = ["whole", "bytewise", "random1", "random2", "random3"]

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from starman.appload import AppImportError, load_app, load_target, preload_modules
+from starman.wsgi.appload import AppImportError, load_app, load_target, preload_modules
 
 HELLO = textwrap.dedent(
     """
@@ -178,7 +178,7 @@ def test_preload_modules_notes_ignored_import_lists(appdir: pathlib.Path) -> Non
 
 
 def test_check_target_without_importing(appdir: pathlib.Path) -> None:
-    from starman.appload import check_target
+    from starman.wsgi.appload import check_target
 
     write(appdir, "chk_x10.py", "raise RuntimeError('must not be imported')\n")
     check_target("chk_x10:app")

@@ -1,4 +1,4 @@
-"""Unit tests for starman.body: the spilling buffer and the wsgi.input object."""
+"""Unit tests for starman.http.body: the spilling buffer and the wsgi.input object."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from starman.body import BodyBuffer, empty_input
+from starman.http.body import BodyBuffer, empty_input
 
 BODY = b"line one\nline two\n\nlast without newline"
 

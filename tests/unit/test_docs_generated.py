@@ -11,7 +11,7 @@ import pytest
 
 from starman import config as starman_config
 from start_server import config as start_server_config
-from start_server.options import Option, render_man, render_markdown, to_str
+from start_server.common.options import Option, render_man, render_markdown, to_str
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOCS = os.path.join(REPO, "docs")

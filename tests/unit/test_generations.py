@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 from typing import TYPE_CHECKING
 
+from start_server.common.proc import ExitStatus
 from start_server.generations import (
     ChildExited,
     Exit,
@@ -22,7 +23,6 @@ from start_server.generations import (
     next_deadline,
     on_event,
 )
-from start_server.proc import ExitStatus
 
 if TYPE_CHECKING:  # Action is a type alias for mypy only
     from start_server.generations import Action

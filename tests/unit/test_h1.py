@@ -1,4 +1,4 @@
-"""Unit tests for the sans-IO HTTP/1.1 core (starman.h1): literal bytes in, events/bytes out."""
+"""Unit tests for the sans-IO HTTP/1.1 core (starman.http.h1): literal bytes in, events/bytes out."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import os
 import httptools
 import pytest
 
-from starman import h1 as h1mod
-from starman.events import (
+from starman.http import h1 as h1mod
+from starman.http.events import (
     NEED_DATA,
     PAUSED,
     ConnectionClosed,
@@ -18,7 +18,7 @@ from starman.events import (
     ProtocolError,
     Request,
 )
-from starman.h1 import (
+from starman.http.h1 import (
     STATUS_LINES,
     Framing,
     LocalProtocolError,

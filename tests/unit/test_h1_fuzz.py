@@ -1,4 +1,4 @@
-"""Property-based fuzzing of starman.h1 (hypothesis; the 10^6-input run is bench/fuzz.py).
+"""Property-based fuzzing of starman.http.h1 (hypothesis; the 10^6-input run is bench/fuzz.py).
 
 Properties, for every input and every chunking: no exception but ProtocolError escapes;
 every error is one of the spec's statuses; well-formed requests parse exactly as built;

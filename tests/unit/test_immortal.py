@@ -1,4 +1,4 @@
-"""starman/immortal.py: the program's objects made immortal before forking.
+"""starman/master/immortal.py: the program's objects made immortal before forking.
 
 The marking runs in a child interpreter (it would otherwise mark pytest's own modules):
 this one when it is CPython 3.12 or 3.13, else such an interpreter found on this machine
@@ -17,14 +17,14 @@ import textwrap
 
 import pytest
 
-from starman import immortal
+from starman.master import immortal
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 CHILD = textwrap.dedent(
     """
     import enum, gc, json, os, socket, sys
-    from starman import immortal
+    from starman.master import immortal
 
     def function():
         return ("constant", 1.5)

@@ -7,7 +7,7 @@ import signal
 
 import pytest
 
-from starman.pool import (
+from starman.master.pool import (
     ChildExited,
     Exit,
     Notify,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from start_server.portspec import (
+from start_server.common.portspec import (
     PortSpec,
     Transport,
     format_server_starter_port,

@@ -1,4 +1,4 @@
-"""start_server.proc file writers on a full disk (ENOSPC simulated), without a mount."""
+"""start_server.common.proc file writers on a full disk (ENOSPC simulated), without a mount."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from start_server.proc import PidFile, PidFileError, atomic_write
+from start_server.common.proc import PidFile, PidFileError, atomic_write
 
 
 def _enospc_after(limit: int, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from starman.scoreboard import Scoreboard, SlotHooks, SlotInfo, SlotState
+from starman.worker.scoreboard import Scoreboard, SlotHooks, SlotInfo, SlotState
 
 
 def test_write_read_round_trip_whole_slot() -> None:

@@ -13,7 +13,7 @@ from starman.config import (
     make_parser,
     parse_listen,
 )
-from start_server.options import ConfigError, UsageError
+from start_server.common.options import ConfigError, UsageError
 
 
 def test_settings_fields_equal_the_option_table_names() -> None:

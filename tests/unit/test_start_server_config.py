@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from start_server.common.options import ConfigError, UsageError
+from start_server.common.portspec import PortSpec, Transport
 from start_server.config import OPTIONS, Settings, check, load
-from start_server.options import ConfigError, UsageError
-from start_server.portspec import PortSpec, Transport
 
 
 def test_settings_fields_equal_the_option_table() -> None:

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from starman.config import load_settings, parse_access_log_format
+from starman.access import parse_access_log_format
+from starman.config import load_settings
 from start_server import config as ss_config
-from start_server.options import ConfigError, UsageError
-from start_server.portspec import parse_port_spec
+from start_server.common.options import ConfigError, UsageError
+from start_server.common.portspec import parse_port_spec
 
 BOTH = """\
 [start_server]
@@ -254,19 +255,24 @@ def test_named_access_log_formats_and_directives() -> None:
 def test_access_log_formatter_fills_headers_and_durations() -> None:
     import logging
 
-    from starman.master import AccessLogFormatter
+    from starman.access import AccessLogFormatter, AccessRecord
 
     fmt = AccessLogFormatter('%h "%r" %>s %b %{X-Request-Id}i %{Content-Type}i %D %T')
-    record = logging.LogRecord(
-        "starman.access", logging.INFO, __file__, 1, "%s", None, None
+
+    def log_record(environ: dict[str, str], micros: int | None) -> logging.LogRecord:
+        entry = AccessRecord(
+            "10.0.0.1", 0.0, "POST", "/x", "1.1", 201, 5, micros, environ
+        )
+        return logging.LogRecord(
+            "starman.access", logging.INFO, __file__, 1, "%s", (entry,), None
+        )
+
+    record = log_record(
+        {"HTTP_X_REQUEST_ID": "abc", "CONTENT_TYPE": "text/plain"}, 2_500_000
     )
-    record.args = ("10.0.0.1", "t", "POST /x HTTP/1.1", 201, 5, "-", "-")
-    record.starman_environ = {"HTTP_X_REQUEST_ID": "abc", "CONTENT_TYPE": "text/plain"}
-    record.starman_us = 2_500_000
     assert fmt.format(record) == (
         '10.0.0.1 "POST /x HTTP/1.1" 201 5 abc text/plain 2500000 2'
     )
     # Without the environ and timing (a rejected request): dashes.
-    record.starman_environ = {}
-    record.starman_us = None
+    record = log_record({}, None)
     assert fmt.format(record) == '10.0.0.1 "POST /x HTTP/1.1" 201 5 - - - -'

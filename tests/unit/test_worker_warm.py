@@ -14,8 +14,9 @@ import time
 
 import pytest
 
-from starman import master, worker
-from starman.worker import imf_fixdate, rehearse
+from starman.master import arbiter as master
+from starman.worker import loop as worker
+from starman.worker.loop import imf_fixdate, rehearse
 
 
 @pytest.mark.parametrize(
@@ -40,7 +41,7 @@ def test_imf_fixdate_ignores_the_locale() -> None:
         "    try:\n"
         "        locale.setlocale(locale.LC_ALL, name); break\n"
         "    except locale.Error: pass\n"
-        "from starman.worker import imf_fixdate\n"
+        "from starman.worker.loop import imf_fixdate\n"
         "sys.stdout.write(imf_fixdate(784111777).decode())\n"
     )
     out = subprocess.run(
@@ -96,7 +97,7 @@ def test_master_imports_stay_lean() -> None:
     (tree PSS) and fork copies their page tables. tempfile comes only when a body spills;
     dataclasses (with inspect, ast and dis) never: values are Records."""
     code = (
-        "import sys, starman.cli, starman.master\n"
+        "import sys, starman.cli, starman.master.arbiter\n"
         "heavy = ('email.utils', 'tempfile', 'shutil', 'bz2', 'lzma', 'calendar',\n"
         "         'dataclasses', 'inspect', 'ast', 'dis')\n"
         "print(','.join(m for m in heavy if m in sys.modules))\n"
@@ -123,7 +124,7 @@ def test_rehearsal_that_cannot_make_its_epoll_leaves_nothing_open(
 def test_per_connection_objects_have_no_instance_dict() -> None:
     # More than 30 attributes overflow CPython 3.11's shared-key instance dicts: each
     # object then builds its own dict and every attribute read takes the slow path.
-    from starman.h1 import ServerConnection
+    from starman.http.h1 import ServerConnection
 
     conn = ServerConnection(lambda: b"date")
     loop = worker._Worker([], lambda env, start: [], worker.WorkerConfig(), None)

@@ -1,4 +1,4 @@
-"""Unit tests for starman.wsgi: environ from literal requests, start_response rules, output."""
+"""Unit tests for starman.wsgi.gateway: environ from literal requests, start_response rules, output."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from starman.body import BodyBuffer, BodyInput, empty_input
-from starman.events import NEED_DATA, PAUSED, Data, Request
-from starman.h1 import ServerConnection, State
-from starman.wsgi import (
+from starman.http.body import BodyBuffer, BodyInput, empty_input
+from starman.http.events import NEED_DATA, PAUSED, Data, Request
+from starman.http.h1 import ServerConnection, State
+from starman.wsgi.gateway import (
     FileWrapper,
     RequestRejected,
     StartResponse,

@@ -12,7 +12,7 @@ import os
 import signal
 from collections.abc import Callable, Mapping, Sequence
 
-from start_server.record import Record
+from start_server.common.record import Record
 
 __all__ = [
     "ExecError",

@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from start_server.record import Record
+from start_server.common.record import Record
 
 # typing is for mypy only: start_server's long-lived supervisor parses its command line
 # with this module and keeps what it imports (typing ~0.6 MB RSS).

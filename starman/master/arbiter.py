@@ -1,7 +1,7 @@
 """The prefork master: adopt or bind listeners, optionally preload, fork workers, supervise.
 
 Every syscall of the supervision lives here (fork, kill, waitpid, dup2); the decisions are
-made by ``starman.pool``. Raises MasterError, ListenerError or AppImportError; never prints
+made by ``starman.master.pool``. Raises MasterError, ListenerError or AppImportError; never prints
 user-facing errors itself (cli.py does).
 """
 
@@ -22,32 +22,32 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
-from starman import pool
-from starman.appload import (
+from starman.config import Settings
+from starman.master import pool
+from starman.master.immortal import immortalize_program
+from starman.master.listeners import Listener, close_listeners, resolve_listeners
+from starman.worker.config import WorkerConfig
+from starman.worker.loop import rehearse, run_worker
+from starman.worker.scoreboard import Scoreboard, SlotHooks, SlotInfo, SlotState
+from starman.wsgi.appload import (
     AppImportError,
     add_include_dirs,
     check_target,
     load_app,
     preload_modules,
 )
-from starman.config import DIRECTIVE_RE, Settings, parse_access_log_format
-from starman.immortal import immortalize_program
-from starman.listeners import Listener, close_listeners, resolve_listeners
-from starman.scoreboard import Scoreboard, SlotHooks, SlotInfo, SlotState
-from starman.worker import WorkerConfig, rehearse, run_worker
-from start_server.proc import PidFile, PidFileError, atomic_write, reap
-from start_server.sdnotify import ENV_NOTIFY_SOCKET, notify
-from start_server.sigwake import SignalWaker
+from start_server.common.proc import PidFile, PidFileError, atomic_write, reap
+from start_server.common.sdnotify import ENV_NOTIFY_SOCKET, notify
+from start_server.common.sigwake import SignalWaker
 
 __all__ = [
-    "AccessLogFormatter",
     "MasterError",
     "ReopeningFileHandler",
     "StderrHandler",
     "run_master",
 ]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("starman.master")
 
 MAX_SLOTS = 1024
 _PR_SET_NAME = 15
@@ -98,93 +98,6 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]  # generic
     def reopen(self) -> None:
         if self.error_log is not None:
             redirect_stderr(self.error_log)
-
-
-class AccessLogFormatter(logging.Formatter):
-    """Renders the worker's access record with an ``--access-log-format`` string.
-
-    The worker logs ``(remote, time, request line, status, bytes, referer, user agent)``
-    as the record's args (the combined line), with the request's environ and the time it
-    took (µs) as the record's ``starman_environ`` and ``starman_us`` attributes; other
-    records pass through unchanged.
-    """
-
-    def __init__(self, fmt: str) -> None:
-        super().__init__("%(message)s")
-        self.parts = _compile_access_format(parse_access_log_format(fmt))
-
-    def format(self, record: logging.LogRecord) -> str:
-        args = record.args
-        if not isinstance(args, tuple) or len(args) != 7:
-            return super().format(record)
-        remote, when, line, status, size, referer, agent = args
-        method, _, rest = str(line).partition(" ")
-        target, _, proto = rest.rpartition(" ")
-        if not target:
-            target, proto = rest, ""
-        path, qmark, query = target.partition("?")
-        fields = {
-            "h": str(remote),
-            "l": "-",
-            "u": "-",
-            "t": f"[{when}]",
-            "r": str(line),
-            "m": method,
-            "U": path,
-            "q": qmark + query,
-            "H": proto,
-            "s": str(status),
-            ">s": str(status),
-            "b": str(size),
-            "B": "0" if size == "-" else str(size),
-            "P": str(record.process),
-            "%": "%",
-        }
-        micros = getattr(record, "starman_us", None)
-        if micros is not None:
-            fields["D"] = str(micros)
-            fields["T"] = str(micros // 1_000_000)
-        else:
-            fields["D"] = fields["T"] = "-"
-        environ = getattr(record, "starman_environ", None) or {
-            "HTTP_REFERER": str(referer),
-            "HTTP_USER_AGENT": str(agent),
-        }
-        out = []
-        for kind, text in self.parts:
-            if kind is _LITERAL:
-                out.append(text)
-            elif kind is _FIELD:
-                out.append(fields[text])
-            else:
-                value = environ.get(text)
-                out.append(value if isinstance(value, str) and value else "-")
-        return "".join(out)
-
-
-_LITERAL, _FIELD, _HEADER = "literal", "field", "header"
-# Request headers whose environ key has no HTTP_ prefix (PEP 3333).
-_UNPREFIXED = frozenset(("CONTENT_TYPE", "CONTENT_LENGTH"))
-
-
-def _compile_access_format(fmt: str) -> list[tuple[str, str]]:
-    """Split a checked format into (kind, text) pieces: a literal, a field name, or the
-    environ key of a request header."""
-    parts: list[tuple[str, str]] = []
-    pos = 0
-    for m in DIRECTIVE_RE.finditer(fmt):
-        if m.start() > pos:
-            parts.append((_LITERAL, fmt[pos : m.start()]))
-        word = m.group(1)
-        if word.startswith("{") and word.endswith("}i"):
-            name = word[1:-2].upper().replace("-", "_")
-            parts.append((_HEADER, name if name in _UNPREFIXED else "HTTP_" + name))
-        else:
-            parts.append((_FIELD, word))
-        pos = m.end()
-    if pos < len(fmt):
-        parts.append((_LITERAL, fmt[pos:]))
-    return parts
 
 
 def redirect_stderr(path: str) -> None:
@@ -360,7 +273,7 @@ class Master:
         self.listeners = resolve_listeners(s, os.environ)
         if any(lst.tls for lst in self.listeners):
             # Read the key once, here, before privileges are dropped (it is often 0600).
-            from starman.tls import TLSError, server_context
+            from starman.worker.tls import TLSError, server_context
 
             assert s.ssl_cert is not None  # config: TLS needs --ssl-cert
             try:
@@ -481,7 +394,7 @@ class Master:
         _libc()  # load once here; every forked worker inherits it (see _libc)
         _setproctitle()  # likewise
         rehearse()  # workers inherit the request path's bytecode already specialised
-        # CPython 3.12/3.13: see starman/immortal.py
+        # CPython 3.12/3.13: see starman/master/immortal.py
         marked = immortalize_program(() if self.app is None else (self.app,))
         if marked:
             log.debug("made %d objects of the program immortal before forking", marked)

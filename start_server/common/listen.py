@@ -1,7 +1,7 @@
 """Listening sockets: bind them (start_server, standalone starman) or adopt inherited ones.
 
 Raises OSError on failure and never prints: callers turn errors into one line.
-Imports only the stdlib and ``start_server.portspec``.
+Imports only the stdlib and ``start_server.common.portspec``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import socket
 import stat
 from collections.abc import Iterator, Mapping
 
-from start_server.portspec import (
+from start_server.common.portspec import (
     ENV_LISTEN_FDNAMES,
     ENV_LISTEN_FDS,
     ENV_LISTEN_PID,

@@ -12,7 +12,7 @@ import logging
 import signal
 from typing import Union
 
-from start_server.record import Record
+from start_server.common.record import Record
 
 __all__ = [
     "APP_LOAD_ERROR",
@@ -40,7 +40,7 @@ __all__ = [
     "on_event",
 ]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("starman.pool")
 
 WORKER_BOOT_ERROR = 3  # the worker failed before it could serve (gunicorn's code)
 APP_LOAD_ERROR = 4  # the worker could not import the app (gunicorn's code)

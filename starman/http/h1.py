@@ -18,7 +18,7 @@ from typing import Final
 
 import httptools
 
-from starman.events import (
+from starman.http.events import (
     END_OF_MESSAGE,
     NEED_DATA,
     PAUSED,

@@ -12,18 +12,18 @@ import socket
 from collections.abc import MutableMapping, Sequence
 
 from starman.config import ListenSpec, Settings
-from start_server.listen import adopt_systemd, bind_tcp, bind_unix, listen_all
-from start_server.portspec import (
+from start_server.common.listen import adopt_systemd, bind_tcp, bind_unix, listen_all
+from start_server.common.portspec import (
     ENV_LISTEN_FDNAMES,
     ENV_LISTEN_FDS,
     ENV_LISTEN_PID,
     ENV_PORT,
 )
-from start_server.record import Record
+from start_server.common.record import Record
 
 __all__ = ["Listener", "ListenerError", "close_listeners", "resolve_listeners"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("starman.listeners")
 
 
 class ListenerError(Exception):

@@ -13,7 +13,7 @@ import struct
 import time
 from typing import Any
 
-from start_server.record import Record
+from start_server.common.record import Record
 
 __all__ = ["SLOT_SIZE", "Scoreboard", "SlotHooks", "SlotInfo", "SlotState"]
 

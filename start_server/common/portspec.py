@@ -10,7 +10,7 @@ import enum
 import re
 from collections.abc import Iterable
 
-from start_server.record import Record
+from start_server.common.record import Record
 
 __all__ = [
     "ENV_GENERATION",

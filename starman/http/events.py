@@ -2,7 +2,7 @@
 
 Rule: this module only defines data (value records, sentinels, the error type); it
 imports nothing but the stdlib typing helpers and ``Record``. No socket, clock or
-logging here. Records, not dataclasses: see start_server/record.py (dataclasses would
+logging here. Records, not dataclasses: see start_server/common/record.py (dataclasses would
 bring inspect, ast, dis and tokenize into every process, ~1.3 MB).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from typing import Union
 
-from start_server.record import Record
+from start_server.common.record import Record
 
 __all__ = [
     "ConnectionClosed",

@@ -17,9 +17,9 @@ from typing import IO, Any, Optional, Protocol
 from urllib.parse import unquote_to_bytes
 
 from starman import __version__
-from starman.body import BodyInput
-from starman.events import Request
-from starman.h1 import ServerConnection, status_line
+from starman.http.body import BodyInput
+from starman.http.events import Request
+from starman.http.h1 import ServerConnection, status_line
 
 __all__ = [
     "ClientDisconnected",

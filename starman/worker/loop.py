@@ -18,8 +18,9 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from starman.body import BodyBuffer, BodyInput, empty_input
-from starman.events import (
+from starman.access import log_exchange
+from starman.http.body import BodyBuffer, BodyInput, empty_input
+from starman.http.events import (
     NEED_DATA,
     PAUSED,
     ConnectionClosed,
@@ -27,8 +28,9 @@ from starman.events import (
     ProtocolError,
     Request,
 )
-from starman.h1 import ServerConnection, State
-from starman.wsgi import (
+from starman.http.h1 import ServerConnection, State
+from starman.worker.config import WorkerConfig
+from starman.wsgi.gateway import (
     ClientDisconnected,
     RequestRejected,
     WSGIApp,
@@ -37,8 +39,7 @@ from starman.wsgi import (
     request_environ,
     server_environ,
 )
-from start_server.record import Record
-from start_server.sigwake import SignalWaker
+from start_server.common.sigwake import SignalWaker
 
 if TYPE_CHECKING:  # ssl is imported at run time only when TLS is configured
     import ssl
@@ -46,7 +47,6 @@ if TYPE_CHECKING:  # ssl is imported at run time only when TLS is configured
 __all__ = ["ConnState", "TRANSITIONS", "WorkerConfig", "WorkerHooks", "run_worker"]
 
 log = logging.getLogger("starman.worker")
-access_log = logging.getLogger("starman.access")
 
 # Output buffered per connection before a still-producing app waits for the reader (§6.3).
 OUT_BUFFER_LIMIT = 256 * 1024
@@ -74,89 +74,9 @@ FULL_RECHECK = 0.1
 _ACCEPT_RESOURCE_ERRORS = frozenset(
     (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 )
-# A non-blocking send that would block; with TLS configured, starman.tls.WOULD_BLOCK
+# A non-blocking send that would block; with TLS configured, starman.worker.tls.WOULD_BLOCK
 # (which adds the TLS want-read/want-write errors).
 _WOULD_BLOCK: tuple[type[Exception], ...] = (BlockingIOError,)
-
-
-class WorkerConfig(Record):
-    """Everything a worker needs; each default is the spec's."""
-
-    __slots__ = (
-        "keepalive",
-        "keepalive_timeout",
-        "read_timeout",
-        "body_timeout",
-        "write_timeout",
-        "graceful_timeout",
-        "max_requests",
-        "max_keepalive_reqs",
-        "max_connections",
-        "max_request_body",
-        "body_buffer_size",
-        "tmp_dir",
-        "limit_request_line",
-        "limit_request_fields",
-        "limit_request_field_size",
-        "script_name",
-        "forwarded_allow_ips",
-        "access_log",
-        "parent_pid",
-        "generation",
-        "ssl_context",
-        "tls_fds",
-    )
-
-    def __init__(
-        self,
-        keepalive: bool = True,  # False = --disable-keepalive
-        keepalive_timeout: float = 1.0,
-        read_timeout: float = 5.0,  # whole request head
-        body_timeout: float = 30.0,
-        write_timeout: float = 30.0,
-        graceful_timeout: float = 30.0,  # drain deadline inside the worker
-        max_requests: int = 0,  # 0 = unlimited
-        max_keepalive_reqs: int = 0,  # 0 = unlimited
-        max_connections: int = 256,  # --max-connections-per-worker
-        max_request_body: int = 1 << 30,
-        body_buffer_size: int = 1 << 20,
-        tmp_dir: str | None = None,
-        limit_request_line: int = 8190,
-        limit_request_fields: int = 100,
-        limit_request_field_size: int = 8190,
-        script_name: str = "",  # --path mount prefix ("" = none)
-        forwarded_allow_ips: tuple[str, ...] = (),
-        # one Apache combined line per request on "starman.access"
-        access_log: bool = False,
-        # exit (gracefully) when os.getppid() != parent_pid
-        parent_pid: int | None = None,
-        generation: str | None = None,  # environ["starman.generation"]
-        ssl_context: ssl.SSLContext | None = None,  # TLS for the listeners in tls_fds
-        # listener fds whose connections speak TLS
-        tls_fds: frozenset[int] = frozenset(),
-    ) -> None:
-        self.keepalive = keepalive
-        self.keepalive_timeout = keepalive_timeout
-        self.read_timeout = read_timeout
-        self.body_timeout = body_timeout
-        self.write_timeout = write_timeout
-        self.graceful_timeout = graceful_timeout
-        self.max_requests = max_requests
-        self.max_keepalive_reqs = max_keepalive_reqs
-        self.max_connections = max_connections
-        self.max_request_body = max_request_body
-        self.body_buffer_size = body_buffer_size
-        self.tmp_dir = tmp_dir
-        self.limit_request_line = limit_request_line
-        self.limit_request_fields = limit_request_fields
-        self.limit_request_field_size = limit_request_field_size
-        self.script_name = script_name
-        self.forwarded_allow_ips = forwarded_allow_ips
-        self.access_log = access_log
-        self.parent_pid = parent_pid
-        self.generation = generation
-        self.ssl_context = ssl_context
-        self.tls_fds = tls_fds
 
 
 class WorkerHooks(Protocol):
@@ -549,7 +469,7 @@ class _Worker:
         self.tls_fds = config.tls_fds if config.ssl_context is not None else frozenset()
         if self.tls_fds:
             global _WOULD_BLOCK
-            from starman import tls
+            from starman.worker import tls
 
             _WOULD_BLOCK = tls.WOULD_BLOCK
         self.in_app: ServerConnection | None = None  # the request being served, if any
@@ -726,7 +646,7 @@ class _Worker:
     # ------------------------------------------------------------------- read
     def tls_handshake(self, conn: _Conn, now: float) -> None:
         """Drive a TLS handshake one step (under --read-timeout, set at accept)."""
-        from starman.tls import handshake_step
+        from starman.worker.tls import handshake_step
 
         sock: ssl.SSLSocket = conn.sock  # type: ignore[assignment]  # conn.tls: wrapped
         try:
@@ -764,7 +684,7 @@ class _Worker:
     def on_readable_tls(self, conn: _Conn, now: float) -> None:
         """TLS input: the handshake, then records; plaintext already decrypted inside
         the TLS object (``pending()``) raises no epoll event, so it is read in a loop."""
-        from starman import tls
+        from starman.worker import tls
 
         sock: ssl.SSLSocket = conn.sock  # type: ignore[assignment]  # conn.tls: wrapped
         while True:
@@ -861,7 +781,8 @@ class _Worker:
             self.close(conn)
             return
         if self.config.access_log:
-            self.log_access(conn, None, status)
+            h1 = conn.h1
+            log_exchange(conn.env, h1.request, status, h1.body_bytes_sent, None)
         self.after_response(conn, time.monotonic())
 
     # ------------------------------------------------------------------ serve
@@ -920,7 +841,9 @@ class _Worker:
             if hooks is not None:
                 hooks.request_finished()
         if config.access_log:
-            self.log_access(conn, environ, h1.response_status, started)
+            log_exchange(
+                environ, request, h1.response_status, h1.body_bytes_sent, started
+            )
         handlers = environ.get("starman.cleanup.handlers")
         if handlers:
             conn.cleanups.extend((h, environ) for h in handlers)
@@ -1030,40 +953,6 @@ class _Worker:
                 handler(environ)
             except Exception:
                 log.exception("error in a starman.cleanup handler")
-
-    def log_access(
-        self,
-        conn: _Conn,
-        environ: dict[str, Any] | None,
-        status: int,
-        started: float | None = None,
-    ) -> None:
-        h1 = conn.h1
-        req = h1.request
-        line = "-"
-        if req is not None:
-            line = "{} {} HTTP/{}".format(
-                req.method.decode("latin-1"),
-                req.target.decode("latin-1"),
-                req.http_version.decode("latin-1"),
-            )
-        env = environ if environ is not None else conn.env
-        access_log.info(
-            '%s - - [%s] "%s" %d %s "%s" "%s"',
-            env.get("REMOTE_ADDR") or "-",
-            time.strftime("%d/%b/%Y:%H:%M:%S %z"),
-            line,
-            status,
-            h1.body_bytes_sent or "-",
-            env.get("HTTP_REFERER", "-"),
-            env.get("HTTP_USER_AGENT", "-"),
-            extra={
-                "starman_environ": env,
-                "starman_us": None
-                if started is None
-                else int((time.perf_counter() - started) * 1e6),
-            },
-        )
 
     # ------------------------------------------------------------------ write
     def on_writable(self, conn: _Conn, now: float) -> None:

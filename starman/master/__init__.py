@@ -1,0 +1,1 @@
+"""The master process: the pool policy, the worker processes, the listening sockets."""

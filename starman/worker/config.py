@@ -1,0 +1,92 @@
+"""What one worker needs to know: its configuration, built by the master before it forks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from start_server.common.record import Record
+
+if TYPE_CHECKING:  # ssl is imported at run time only when TLS is configured
+    import ssl
+
+__all__ = ["WorkerConfig"]
+
+
+class WorkerConfig(Record):
+    """Everything a worker needs; each default is the spec's."""
+
+    __slots__ = (
+        "keepalive",
+        "keepalive_timeout",
+        "read_timeout",
+        "body_timeout",
+        "write_timeout",
+        "graceful_timeout",
+        "max_requests",
+        "max_keepalive_reqs",
+        "max_connections",
+        "max_request_body",
+        "body_buffer_size",
+        "tmp_dir",
+        "limit_request_line",
+        "limit_request_fields",
+        "limit_request_field_size",
+        "script_name",
+        "forwarded_allow_ips",
+        "access_log",
+        "parent_pid",
+        "generation",
+        "ssl_context",
+        "tls_fds",
+    )
+
+    def __init__(
+        self,
+        keepalive: bool = True,  # False = --disable-keepalive
+        keepalive_timeout: float = 1.0,
+        read_timeout: float = 5.0,  # whole request head
+        body_timeout: float = 30.0,
+        write_timeout: float = 30.0,
+        graceful_timeout: float = 30.0,  # drain deadline inside the worker
+        max_requests: int = 0,  # 0 = unlimited
+        max_keepalive_reqs: int = 0,  # 0 = unlimited
+        max_connections: int = 256,  # --max-connections-per-worker
+        max_request_body: int = 1 << 30,
+        body_buffer_size: int = 1 << 20,
+        tmp_dir: str | None = None,
+        limit_request_line: int = 8190,
+        limit_request_fields: int = 100,
+        limit_request_field_size: int = 8190,
+        script_name: str = "",  # --path mount prefix ("" = none)
+        forwarded_allow_ips: tuple[str, ...] = (),
+        # one Apache combined line per request on "starman.access"
+        access_log: bool = False,
+        # exit (gracefully) when os.getppid() != parent_pid
+        parent_pid: int | None = None,
+        generation: str | None = None,  # environ["starman.generation"]
+        ssl_context: ssl.SSLContext | None = None,  # TLS for the listeners in tls_fds
+        # listener fds whose connections speak TLS
+        tls_fds: frozenset[int] = frozenset(),
+    ) -> None:
+        self.keepalive = keepalive
+        self.keepalive_timeout = keepalive_timeout
+        self.read_timeout = read_timeout
+        self.body_timeout = body_timeout
+        self.write_timeout = write_timeout
+        self.graceful_timeout = graceful_timeout
+        self.max_requests = max_requests
+        self.max_keepalive_reqs = max_keepalive_reqs
+        self.max_connections = max_connections
+        self.max_request_body = max_request_body
+        self.body_buffer_size = body_buffer_size
+        self.tmp_dir = tmp_dir
+        self.limit_request_line = limit_request_line
+        self.limit_request_fields = limit_request_fields
+        self.limit_request_field_size = limit_request_field_size
+        self.script_name = script_name
+        self.forwarded_allow_ips = forwarded_allow_ips
+        self.access_log = access_log
+        self.parent_pid = parent_pid
+        self.generation = generation
+        self.ssl_context = ssl_context
+        self.tls_fds = tls_fds
