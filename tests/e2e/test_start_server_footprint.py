@@ -41,7 +41,8 @@ HEAVY = (
 SUPERVISE_IMPORTS = f"""
 import sys
 sys.path.insert(0, {REPO!r})
-from start_server import cli, config, listen
+from start_server import cli, config
+from start_server.common import listen
 settings, command = config.load(["--port", "127.0.0.1:0", "--", "true"], {{}})
 config.check(settings, command)
 from start_server import supervisor
