@@ -7,9 +7,10 @@ import os
 import signal
 
 import pytest
-from helpers import REPO, http_get, http_request, response_body
 
-from tests.e2e.starman_master_harness import Launcher, Server, launcher
+from tests.harness.process import REPO
+from tests.harness.rawhttp import http_get, http_request, response_body
+from tests.harness.starman_program import Launcher, Server, launcher
 
 __all__ = ["launcher"]
 

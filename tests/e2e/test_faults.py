@@ -24,9 +24,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.e2e.starman_master_harness import Launcher, Server
-from tests.e2e.start_server_harness import START_SERVER, Run, wait_status
-from tests.helpers import FIXTURES, PY, http_get, response_body, wait_for
+from tests.harness.process import FIXTURES, PY, wait_for
+from tests.harness.rawhttp import http_get, response_body
+from tests.harness.starman_program import Launcher, Server
+from tests.harness.start_server_program import START_SERVER, Run, wait_status
 
 APP = os.path.join(FIXTURES, "apps", "fault_app.py")
 

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from helpers import FIXTURES, http_request, kill_group, response_body, spawn, wait_for
 
-from tests.e2e.starman_master_harness import Launcher, listening_address
+from tests.harness.process import FIXTURES, kill_group, spawn, wait_for
+from tests.harness.rawhttp import http_request, response_body
+from tests.harness.starman_program import Launcher, listening_address
 
 NGINX = "/usr/sbin/nginx"
 APP = os.path.join(FIXTURES, "apps", "proxied_app.py")

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from tests.e2e.starman_master_harness import APP, Launcher, launcher
+from tests.harness.starman_program import APP, Launcher, launcher
 
 __all__ = ["launcher"]
 

@@ -22,8 +22,8 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from tests.e2e.starman_master_harness import Launcher, Server
-from tests.helpers import FIXTURES, wait_for
+from tests.harness.process import FIXTURES, wait_for
+from tests.harness.starman_program import Launcher, Server
 
 APP = os.path.join(FIXTURES, "apps", "fault_app.py")
 OPTIONS = [

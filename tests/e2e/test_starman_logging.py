@@ -8,9 +8,9 @@ import re
 import signal
 import socket
 
-from helpers import PY, http_request, kill_group, read_stream_until, spawn, wait_for
-
-from tests.e2e.starman_master_harness import APP, Launcher, launcher
+from tests.harness.process import PY, kill_group, read_stream_until, spawn, wait_for
+from tests.harness.rawhttp import http_request
+from tests.harness.starman_program import APP, Launcher, launcher
 
 __all__ = ["launcher"]
 

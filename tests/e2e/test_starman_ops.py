@@ -7,9 +7,10 @@ import signal
 import socket
 
 import psutil
-from helpers import http_get, wait_for
 
-from tests.e2e.starman_master_harness import APP, Launcher, launcher
+from tests.harness.process import wait_for
+from tests.harness.rawhttp import http_get
+from tests.harness.starman_program import APP, Launcher, launcher
 
 __all__ = ["launcher"]
 

@@ -11,8 +11,9 @@ import stat
 
 import pytest
 
-from tests.e2e.starman_master_harness import Launcher, launcher
-from tests.helpers import FIXTURES, http_request, wait_for
+from tests.harness.process import FIXTURES, wait_for
+from tests.harness.rawhttp import http_request
+from tests.harness.starman_program import Launcher, launcher
 
 __all__ = ["launcher"]  # the fixture, shared from the harness
 

@@ -11,10 +11,11 @@ import time
 
 import psutil
 import pytest
-from helpers import response_body, wait_for
 
 from starman.master import immortal
-from tests.e2e.starman_master_harness import BROKEN_APP, Launcher, Server, launcher
+from tests.harness.process import wait_for
+from tests.harness.rawhttp import response_body
+from tests.harness.starman_program import BROKEN_APP, Launcher, Server, launcher
 
 __all__ = ["launcher"]
 

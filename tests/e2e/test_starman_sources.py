@@ -8,9 +8,10 @@ import signal
 
 import psutil
 import pytest
-from helpers import PERL_START_SERVER, PY, http_get, response_body, wait_for
 
-from tests.e2e.starman_master_harness import (
+from tests.harness.process import PERL_START_SERVER, PY, wait_for
+from tests.harness.rawhttp import http_get, response_body
+from tests.harness.starman_program import (
     APP,
     Launcher,
     Server,

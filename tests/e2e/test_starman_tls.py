@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.e2e.starman_master_harness import Launcher, Server, launcher
-from tests.helpers import FIXTURES, wait_for
+from tests.harness.process import FIXTURES, wait_for
+from tests.harness.starman_program import Launcher, Server, launcher
 
 __all__ = ["launcher"]  # the fixture, shared from the harness
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from start_server import __version__
-from tests.e2e.start_server_harness import ECHOD, START_SERVER
+from tests.harness.start_server_program import ECHOD, START_SERVER
 
 USAGE, FAILURE = 2, 1
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import PY, REPO, wait_for
+from tests.harness.process import PY, REPO, wait_for
 
 # Each would stay loaded for the supervisor's whole life (measured RSS in the module
 # comments): only start-up errors, --config, --wait-ready, a piped log or the

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.start_server_harness import (
+from tests.harness.process import PY, wait_for
+from tests.harness.start_server_program import (
     ECHOD,
     START_SERVER,
     Run,
@@ -27,7 +28,6 @@ from tests.e2e.start_server_harness import (
     start_on_free_ports,
     wait_status,
 )
-from tests.helpers import PY, wait_for
 
 RunFactory = Callable[..., Run]
 
@@ -441,7 +441,8 @@ def test_normal_path_imports_no_psutil_or_httptools() -> None:
 def test_example_echo_server_serves_under_start_server(
     start: RunFactory, wd: Path
 ) -> None:
-    from tests.helpers import REPO, http_get, response_body
+    from tests.harness.process import REPO
+    from tests.harness.rawhttp import http_get, response_body
 
     sock, status = str(wd / "s"), wd / "status"
     example = os.path.join(REPO, "docs", "examples", "echo_server.py")

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from start_server.common.portspec import parse_port_spec
-from tests.e2e.start_server_harness import (
+from tests.harness.process import FIXTURES, PERL_STARMAN, PERL_START_SERVER, wait_for
+from tests.harness.rawhttp import http_get, response_body
+from tests.harness.start_server_program import (
     ECHOD,
     START_SERVER,
     Run,
@@ -23,14 +25,6 @@ from tests.e2e.start_server_harness import (
     read_status,
     start_on_free_ports,
     wait_status,
-)
-from tests.helpers import (
-    FIXTURES,
-    PERL_STARMAN,
-    PERL_START_SERVER,
-    http_get,
-    response_body,
-    wait_for,
 )
 
 pytestmark = pytest.mark.perl

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.start_server_harness import (
+from tests.harness.process import FIXTURES, PY, spawn, wait_for
+from tests.harness.rawhttp import http_get, response_body
+from tests.harness.start_server_program import (
     START_SERVER,
     Run,
     ask,
@@ -26,7 +28,6 @@ from tests.e2e.start_server_harness import (
     read_status,
     wait_status,
 )
-from tests.helpers import FIXTURES, PY, http_get, response_body, spawn, wait_for
 
 NOTIFYD = [PY, os.path.join(FIXTURES, "notifyd.py")]
 SLOW_APP = os.path.join(FIXTURES, "apps", "slow_boot.py")

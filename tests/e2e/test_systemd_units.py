@@ -25,7 +25,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from helpers import REPO, http_get, kill_group, response_body, spawn, wait_for
+
+from tests.harness.process import REPO, kill_group, spawn, wait_for
+from tests.harness.rawhttp import http_get, response_body
 
 UNITS = os.path.join(REPO, "systemd")
 VENV_BIN = os.path.dirname(sys.executable)

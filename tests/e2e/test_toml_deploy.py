@@ -11,7 +11,9 @@ from collections.abc import Iterator
 
 import psutil
 import pytest
-from helpers import PY, REPO, http_get, kill_group, response_body, spawn, wait_for
+
+from tests.harness.process import PY, REPO, kill_group, spawn, wait_for
+from tests.harness.rawhttp import http_get, response_body
 
 HELLO = os.path.join(REPO, "docs", "examples", "hello.py")
 

@@ -1,7 +1,8 @@
-"""The pure parts of bench/bench.py: wrk/ab parsing, the median merge, the SVG writer."""
+"""The pure parts of bench/serverbench/: wrk/ab parsing, the median merge, the SVG writer."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import sys
@@ -10,23 +11,39 @@ from types import ModuleType
 
 import pytest
 
-BENCH = os.path.join(
+PACKAGE = os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
     "bench",
-    "bench.py",
+    "serverbench",
 )
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_under_test", BENCH)
+def _load_package() -> None:
+    """Import bench/serverbench as ``serverbench``, the name bench/bench.py gives it."""
+    if "serverbench" in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(
+        "serverbench",
+        os.path.join(PACKAGE, "__init__.py"),
+        submodule_search_locations=[PACKAGE],
+    )
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look the module up while building
+    sys.modules[spec.name] = mod  # the submodules' relative imports look it up
     spec.loader.exec_module(mod)
-    return mod
 
 
-bench = _load()
+def _module(name: str) -> ModuleType:
+    _load_package()
+    return importlib.import_module(f"serverbench.{name}")
+
+
+cli = _module("cli")
+loadgen = _module("loadgen")
+report = _module("report")
+results = _module("results")
+scenarios = _module("scenarios")
+servers = _module("servers")
 
 WRK_OK = """\
 Running 1s test @ http://127.0.0.1:37673/
@@ -101,15 +118,15 @@ Percentage of the requests served within a certain time (ms)
 
 
 def test_duration_units() -> None:
-    assert bench.duration_ms("387.00us") == pytest.approx(0.387)
-    assert bench.duration_ms("1.20ms") == pytest.approx(1.2)
-    assert bench.duration_ms("1.99s") == pytest.approx(1990.0)
-    assert bench.duration_ms("1.00m") == pytest.approx(60000.0)
-    assert bench.duration_ms("n/a") is None
+    assert loadgen.duration_ms("387.00us") == pytest.approx(0.387)
+    assert loadgen.duration_ms("1.20ms") == pytest.approx(1.2)
+    assert loadgen.duration_ms("1.99s") == pytest.approx(1990.0)
+    assert loadgen.duration_ms("1.00m") == pytest.approx(60000.0)
+    assert loadgen.duration_ms("n/a") is None
 
 
 def test_parse_wrk_clean_run() -> None:
-    r = bench.parse_wrk(WRK_OK)
+    r = loadgen.parse_wrk(WRK_OK)
     assert r["rps"] == pytest.approx(8903.54)
     assert r["requests"] == 8908
     assert r["p50_ms"] == pytest.approx(0.387)
@@ -121,7 +138,7 @@ def test_parse_wrk_clean_run() -> None:
 
 
 def test_parse_wrk_counts_socket_errors_and_non_2xx() -> None:
-    r = bench.parse_wrk(WRK_ERRORS)
+    r = loadgen.parse_wrk(WRK_ERRORS)
     assert (r["err_connect"], r["err_read"], r["err_write"], r["err_timeout"]) == (
         0,
         12,
@@ -135,12 +152,12 @@ def test_parse_wrk_counts_socket_errors_and_non_2xx() -> None:
 
 
 def test_parse_wrk_garbage_gives_nones() -> None:
-    r = bench.parse_wrk("unable to connect to 127.0.0.1:1 Connection refused\n")
+    r = loadgen.parse_wrk("unable to connect to 127.0.0.1:1 Connection refused\n")
     assert r["rps"] is None and r["requests"] is None and r["p99_ms"] is None
 
 
 def test_parse_ab() -> None:
-    r = bench.parse_ab(AB_OK)
+    r = loadgen.parse_ab(AB_OK)
     assert r["rps"] == pytest.approx(2684.29)
     assert r["requests"] == 2685
     assert r["failed"] == 0 and r["non_2xx"] == 0 and r["errors"] == 0
@@ -156,9 +173,9 @@ def test_parse_ab_failures_and_gave_up() -> None:
         "Keep-Alive requests:    0",
         "Non-2xx responses:      4\nKeep-Alive requests:    0",
     )
-    r = bench.parse_ab(failing)
+    r = loadgen.parse_ab(failing)
     assert r["failed"] == 7 and r["non_2xx"] == 4 and r["errors"] == 11
-    gave_up = bench.parse_ab("apr_socket_recv: Connection reset by peer (104)\n")
+    gave_up = loadgen.parse_ab("apr_socket_recv: Connection reset by peer (104)\n")
     assert gave_up["requests"] is None and gave_up["errors"] is None
 
 
@@ -168,9 +185,9 @@ def test_median_merge_ignores_none_and_unions_keys() -> None:
         {"ka.rps": 300.0, "ka.p99_ms": None, "served.c10": 10.0},
         {"ka.rps": 200.0, "ka.p99_ms": 7.0},
     ]
-    merged = bench.median_merge(rounds)
+    merged = results.median_merge(rounds)
     assert merged == {"ka.rps": 200.0, "ka.p99_ms": 6.0, "served.c10": 10.0}
-    assert bench.median_merge([{"x": None}]) == {"x": None}
+    assert results.median_merge([{"x": None}]) == {"x": None}
 
 
 def test_summarize_and_table_from_runs() -> None:
@@ -185,13 +202,13 @@ def test_summarize_and_table_from_runs() -> None:
         }
 
     runs = [run(10.0, 10), run(30.0, 2), run(20.0, 10), {**run(0, 0), "error": "boom"}]
-    s = bench.summarize(runs)
+    s = results.summarize(runs)
     assert s["rounds_ok"] == 3 and s["errors_seen"] == ["boom"]
     assert s["metrics"]["ka.rps"] == 20.0
     assert s["metrics"]["served.c10"] == 10.0
-    row = bench.table_row(s)
+    row = report.table_row(s)
     assert row[:4] == ["s", "hello", "2", "20"]
-    assert "10/10" in row[bench.TABLE_HEADER.index("conns served c10 / c100")]
+    assert "10/10" in row[report.TABLE_HEADER.index("conns served c10 / c100")]
     assert row[-1] == "100%"  # (30 - 10) / 20
 
 
@@ -201,21 +218,21 @@ def test_merge_results_later_file_wins() -> None:
         "meta": {"skipped": {"z": "gone"}},
     }
     b = {"runs": {"x/hello": [{"v": 3}], "z": [{"v": 4}]}}
-    m = bench.merge_results([a, b])
+    m = results.merge_results([a, b])
     assert m["runs"]["x/hello"] == [{"v": 3}]
     assert m["runs"]["y/hello"] == [{"v": 2}]
     assert m["skipped"] == {}  # z ran in b
 
 
 def test_svg_is_well_formed_and_has_one_bar_per_value() -> None:
-    svg = bench.render_svg(
+    svg = report.render_svg(
         't <&> "q"',
         [
             ("a & b\nserved 2/10", [1000.0, 50.0]),
             ("c", [None, 12.5]),
             ("d", [0.0, 0.0]),
         ],
-        [bench.Series("rps", "#123456"), bench.Series("µs/req", "#654321", nd=1)],
+        [report.Series("rps", "#123456"), report.Series("µs/req", "#654321", nd=1)],
     )
     root = ET.fromstring(svg)
     ns = "{http://www.w3.org/2000/svg}"
@@ -228,17 +245,17 @@ def test_svg_is_well_formed_and_has_one_bar_per_value() -> None:
 
 
 def test_svg_with_no_groups_is_still_valid() -> None:
-    ET.fromstring(bench.render_svg("empty", [], [bench.Series("rps", "#000")]))
+    ET.fromstring(report.render_svg("empty", [], [report.Series("rps", "#000")]))
 
 
 def test_alt_python_rows_run_the_second_interpreter() -> None:
-    srv = {s.name: s for s in bench.servers()}
-    plain = bench.parse_args([])
+    srv = {s.name: s for s in servers.servers()}
+    plain = cli.parse_args([])
     assert srv["ours-alt"].available(plain) == "no --alt-python given"
     assert srv["ours-preload-alt"].available(plain) == "no --alt-python given"
-    args = bench.parse_args(["--alt-python", "/opt/py313/bin/python"])
-    ab = next(sc for sc in bench.SCENARIOS if sc.name == "ab")
-    ctx = bench.Ctx(port=8123, workers=10, scenario=ab, tmpdir="/tmp", args=args)
+    args = cli.parse_args(["--alt-python", "/opt/py313/bin/python"])
+    ab = next(sc for sc in scenarios.SCENARIOS if sc.name == "ab")
+    ctx = servers.Ctx(port=8123, workers=10, scenario=ab, tmpdir="/tmp", args=args)
     alt = srv["ours-preload-alt"].argv(ctx)
     assert alt[:3] == ["/opt/py313/bin/python", "-m", "starman"]
     assert "--preload-app" in alt and "127.0.0.1:8123" in alt

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tests.unit.h1_driver import CHUNKINGS, replay
+from tests.harness.h1_replay import CHUNKINGS, replay
 
 CORPUS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "corpus", "requests")
 MAX_BODY = 1024  # small, so 047/048 hit 413 without megabytes of corpus

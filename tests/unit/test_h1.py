@@ -26,7 +26,7 @@ from starman.http.h1 import (
     keep_alive_wanted,
     response_framing,
 )
-from tests.unit.h1_driver import DATE, make_conn, replay
+from tests.harness.h1_replay import DATE, make_conn, replay
 
 GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
 

@@ -4,7 +4,7 @@ Each vector is a known desync technique (CL.TE, TE.CL, TE.TE obfuscation, CVE-20
 CVE-2024-6827, Content-Length prefix parsing, chunk framing, request-line tricks: see
 docs/hardening.md). Most end in ``GET /smuggled``: that request must never be parsed.
 The same files are replayed against a live worker and behind nginx in
-tests/e2e/test_smuggling_live.py.
+tests/integration/test_smuggling_live.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 import pytest
 
 from tests.fixtures.h1_fuzz import Unsupported, reference_parse
-from tests.unit.h1_driver import CHUNKINGS, replay
+from tests.harness.h1_replay import CHUNKINGS, replay
 
 CORPUS = os.path.join(
     os.path.dirname(os.path.dirname(__file__)), "corpus", "requests", "smuggling"

@@ -20,7 +20,7 @@ from starman.wsgi.gateway import (
     request_environ,
     server_environ,
 )
-from tests.unit.h1_driver import make_conn
+from tests.harness.h1_replay import make_conn
 
 SERVER = server_environ(worker_pid=123, generation="7")
 TCP_ENV = connection_environ(

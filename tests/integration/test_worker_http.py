@@ -14,7 +14,7 @@ import pytest
 
 from starman.worker.config import WorkerConfig
 from tests.fixtures.apps.engine_apps import echo_app, validated_app
-from tests.fixtures.worker_harness import (
+from tests.harness.forked_worker import (
     ForkedWorker,
     connect,
     forked_worker,

@@ -20,7 +20,7 @@ import pytest
 
 from starman.worker.config import WorkerConfig
 from tests.fixtures.h1_fuzz import ALLOWED_ERRORS, gen_input, split
-from tests.fixtures.worker_harness import ForkedWorker, connect, forked_worker, read_one
+from tests.harness.forked_worker import ForkedWorker, connect, forked_worker, read_one
 
 CONFIG = WorkerConfig(
     read_timeout=0.5,

@@ -8,7 +8,7 @@ import time
 
 from starman.worker.config import WorkerConfig
 from tests.fixtures.apps.engine_apps import echo_app
-from tests.fixtures.worker_harness import connect, forked_worker, read_one, recv_all
+from tests.harness.forked_worker import connect, forked_worker, read_one, recv_all
 
 GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
 

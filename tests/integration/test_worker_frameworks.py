@@ -9,7 +9,7 @@ import pytest
 
 from starman.worker.config import WorkerConfig
 from tests.fixtures.apps import engine_apps
-from tests.fixtures.worker_harness import connect, forked_worker, read_one
+from tests.harness.forked_worker import connect, forked_worker, read_one
 
 FACTORIES: dict[str, Callable[[], Any]] = {
     "flask": engine_apps.flask_app,

@@ -23,8 +23,8 @@ import pytest
 
 from starman.worker.config import WorkerConfig
 from tests.fixtures.apps.recording_app import make_recording_app, read_log
-from tests.fixtures.worker_harness import ForkedWorker, forked_worker
-from tests.helpers import kill_group, spawn, wait_for
+from tests.harness.forked_worker import ForkedWorker, forked_worker
+from tests.harness.process import kill_group, spawn, wait_for
 from tests.unit.test_smuggling_corpus import EXPECTED, MAX_BODY, load
 
 NGINX = "/usr/sbin/nginx"

@@ -1,4 +1,4 @@
-"""Shared by the starman master e2e tests: start ``python -m starman`` on a socket we bind."""
+"""Run the starman program (``python -m starman``) on a socket the test binds, for the e2e tests."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 import psutil
 import pytest
-from helpers import FIXTURES, PY, http_get, kill_group, response_body, spawn, wait_for
+
+from tests.harness.process import FIXTURES, PY, kill_group, spawn, wait_for
+from tests.harness.rawhttp import http_get, response_body
 
 APP = os.path.join(FIXTURES, "apps", "master_app.py")
 BROKEN_APP = os.path.join(FIXTURES, "apps", "master_broken.py")

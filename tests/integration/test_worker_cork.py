@@ -23,8 +23,8 @@ import pytest
 
 from starman.worker.config import WorkerConfig
 from starman.worker.loop import CORK_MAX
-from tests.fixtures.worker_harness import connect, forked_worker, read_one
-from tests.helpers import wait_for
+from tests.harness.forked_worker import connect, forked_worker, read_one
+from tests.harness.process import wait_for
 
 N = 20  # more than CORK_MAX: the batch is flushed at least twice
 

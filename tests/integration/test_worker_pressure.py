@@ -23,8 +23,8 @@ from typing import Any
 import psutil
 
 from starman.worker.config import WorkerConfig
-from tests.fixtures.worker_harness import connect, forked_worker, read_one, recv_all
-from tests.helpers import wait_for
+from tests.harness.forked_worker import connect, forked_worker, read_one, recv_all
+from tests.harness.process import wait_for
 
 GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
 

@@ -1,4 +1,4 @@
-"""Shared plumbing for the start_server black-box tests: run it, read its files, talk to echod."""
+"""Run the start_server program for the e2e tests: start it, read its files, talk to echod."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tests.helpers import FIXTURES, PY, kill_group, spawn, wait_for
+from tests.harness.process import FIXTURES, PY, kill_group, spawn, wait_for
 
 ECHOD = [PY, os.path.join(FIXTURES, "echod.py")]
 START_SERVER = [PY, "-m", "start_server"]

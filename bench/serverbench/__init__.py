@@ -1,0 +1,1 @@
+"""The server comparison run by bench/bench.py: servers, scenarios, load, probes, report."""
