@@ -26,7 +26,7 @@ from starman.config import Settings
 from starman.master import pool
 from starman.master.immortal import immortalize_program
 from starman.master.listeners import Listener, close_listeners, resolve_listeners
-from starman.worker.config import WorkerConfig
+from starman.worker.config import worker_config
 from starman.worker.loop import rehearse, run_worker
 from starman.worker.scoreboard import Scoreboard, SlotHooks, SlotInfo, SlotState
 from starman.wsgi.appload import (
@@ -663,32 +663,13 @@ class Master:
         max_requests = s.max_requests
         if max_requests and s.max_requests_jitter:
             max_requests += random.randint(0, s.max_requests_jitter)
-        access_log = bool(s.access_log) or (
-            s.env == "development" and s.default_middleware
-        )
-        config = WorkerConfig(
-            keepalive=s.keepalive,
-            keepalive_timeout=s.keepalive_timeout,
-            read_timeout=s.read_timeout,
-            body_timeout=s.body_timeout,
-            write_timeout=s.write_timeout,
-            graceful_timeout=s.graceful_timeout,
-            max_requests=max_requests,
-            max_keepalive_reqs=s.max_keepalive_reqs,
-            max_connections=s.max_connections_per_worker,
-            max_request_body=s.max_request_body,
-            body_buffer_size=s.body_buffer_size,
-            tmp_dir=s.tmp_dir,
-            limit_request_line=s.limit_request_line,
-            limit_request_fields=s.limit_request_fields,
-            limit_request_field_size=s.limit_request_field_size,
-            script_name=s.path or "",
-            forwarded_allow_ips=s.forwarded_allow_ips,
-            access_log=access_log,
+        config = worker_config(
+            s,
             parent_pid=self.pid,
             generation=str(generation),
             ssl_context=self.ssl_context,
             tls_fds=frozenset(lst.sock.fileno() for lst in self.listeners if lst.tls),
+            max_requests=max_requests,
         )
         return run_worker([lst.sock for lst in self.listeners], app, config, hooks)
 

@@ -23,6 +23,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "starman.wsgi": {"starman.http", "start_server.common", "starman"},
     "starman.access": {"starman.http", "start_server.common"},
     "starman.worker": {
+        "starman.config",
         "starman.http",
         "starman.wsgi",
         "starman.access",
