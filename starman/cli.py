@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 from starman import __version__
 from starman.access import AccessLogFormatter
-from starman.config import USAGE, load_settings, make_parser
+from starman.config import USAGE, make_parser
+from starman.configload import load_settings
 from starman.master.arbiter import (
     MasterError,
     ReopeningFileHandler,

@@ -29,7 +29,9 @@ MAY_IMPORT: dict[str, set[str]] = {
         "starman.access",
         "start_server.common",
     },
-    "starman.config": {"starman.access", "start_server.common"},
+    "starman.optionvalues": {"start_server.common"},
+    "starman.config": {"starman.access", "starman.optionvalues", "start_server.common"},
+    "starman.configload": {"starman.config", "start_server.common"},
     "starman.master": {
         "starman.config",
         "starman.access",
@@ -41,6 +43,7 @@ MAY_IMPORT: dict[str, set[str]] = {
         "starman",
         "starman.access",
         "starman.config",
+        "starman.configload",
         "starman.master",
         "starman.wsgi",
         "start_server.common",

@@ -9,15 +9,9 @@ from typing import Any
 import pytest
 
 from starman import config as starman_config
-from starman.config import (
-    OPTIONS,
-    ListenSpec,
-    Settings,
-    debug_enabled,
-    load_settings,
-    make_parser,
-    parse_listen,
-)
+from starman.config import OPTIONS, Settings, make_parser
+from starman.configload import debug_enabled, load_settings
+from starman.optionvalues import ListenSpec, parse_listen
 from start_server.common.options import ConfigError, UsageError
 
 
