@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from starman.master import arbiter as master
+from starman.master import process
 from starman.worker import loop as worker
 from starman.worker.loop import imf_fixdate, rehearse
 
@@ -143,8 +143,8 @@ def test_trim_heap_gives_the_free_pages_back(monkeypatch: pytest.MonkeyPatch) ->
             calls.append(pad)
             return 1
 
-    monkeypatch.setattr(master, "_libc", Glibc)
-    master._trim_heap()
+    monkeypatch.setattr(process, "libc", Glibc)
+    process.trim_heap()
     assert calls == [0]
 
 
@@ -152,5 +152,5 @@ def test_trim_heap_gives_the_free_pages_back(monkeypatch: pytest.MonkeyPatch) ->
 def test_trim_heap_without_malloc_trim_is_a_no_op(
     monkeypatch: pytest.MonkeyPatch, libc: object
 ) -> None:
-    monkeypatch.setattr(master, "_libc", libc)
-    master._trim_heap()  # neither raises
+    monkeypatch.setattr(process, "libc", libc)
+    process.trim_heap()  # neither raises
