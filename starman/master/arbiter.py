@@ -49,7 +49,6 @@ __all__ = ["Master", "run_master"]
 
 log = logging.getLogger("starman.master")
 
-MAX_SLOTS = 1024
 _SIGNALS = (
     signal.SIGHUP,
     signal.SIGTERM,
@@ -99,7 +98,7 @@ class Master:
         trim_heap()
         if s.proctitle:
             set_title("starman master " + " ".join(self.argv), "starman-master")
-        self.board = Scoreboard(MAX_SLOTS)
+        self.board = Scoreboard(pool.MAX_SLOTS)
         self.ready_r, self.ready_w = os.pipe()
         os.set_blocking(self.ready_r, False)
         os.set_blocking(self.ready_w, False)
@@ -108,15 +107,7 @@ class Master:
         self.selector.register(self.waker.fileno(), selectors.EVENT_READ)
         self.selector.register(self.ready_r, selectors.EVENT_READ)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        self.state = pool.PoolState(
-            target=s.workers,
-            graceful_timeout=s.graceful_timeout,
-            term_immediate=s.term_immediate,
-            preloaded=s.preload_app,
-            spawn_interval=s.spawn_interval,
-            max_slots=MAX_SLOTS,
-            master_pid=self.pid,
-        )
+        self.state = pool.pool_state(s, master_pid=self.pid)
         try:
             code = self._feed(pool.Tick())
             while code is None:

@@ -15,6 +15,7 @@ import signal
 from starman.master.poolrecords import (
     ACCEPTING,
     APP_LOAD_ERROR,
+    MAX_SLOTS,
     WORKER_BOOT_ERROR,
     Action,
     ChildExited,
@@ -36,10 +37,12 @@ from starman.master.poolrecords import (
     Tick,
     WorkerInfo,
     WorkerState,
+    pool_state,
 )
 
 __all__ = [
     "APP_LOAD_ERROR",
+    "MAX_SLOTS",
     "WORKER_BOOT_ERROR",
     "Action",
     "ChildExited",
@@ -63,6 +66,7 @@ __all__ = [
     "WorkerState",
     "next_deadline",
     "on_event",
+    "pool_state",
 ]
 
 log = logging.getLogger("starman.pool")

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import enum
 import signal
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
 from start_server.common.record import Record
+
+if TYPE_CHECKING:
+    from starman.config import Settings
 
 __all__ = [
     "ACCEPTING",
     "APP_LOAD_ERROR",
     "COUNTED",
+    "MAX_SLOTS",
     "WORKER_BOOT_ERROR",
     "Action",
     "ChildExited",
@@ -37,10 +41,13 @@ __all__ = [
     "Tick",
     "WorkerInfo",
     "WorkerState",
+    "pool_state",
 ]
 
 WORKER_BOOT_ERROR = 3  # the worker failed before it could serve (gunicorn's code)
 APP_LOAD_ERROR = 4  # the worker could not import the app (gunicorn's code)
+# Scoreboard slots the master allocates: the pool never grows beyond them.
+MAX_SLOTS = 1024
 
 
 # --------------------------------------------------------------------------- events
@@ -230,7 +237,7 @@ class WorkerInfo(Record):
 
 
 class PoolState(Record):
-    """Everything the policy knows. Construct it, then feed ``Tick()`` to start."""
+    """Everything the policy knows. Build it with ``pool_state``, then feed ``Tick()``."""
 
     __slots__ = (
         "target",
@@ -256,13 +263,14 @@ class PoolState(Record):
 
     def __init__(
         self,
+        *,
         target: int,
-        graceful_timeout: float = 30.0,
-        term_immediate: bool = False,
-        preloaded: bool = False,
-        spawn_interval: float = 0.0,
-        max_slots: int = 1024,
-        master_pid: int = 0,
+        graceful_timeout: float,
+        term_immediate: bool,
+        preloaded: bool,
+        spawn_interval: float,
+        max_slots: int,
+        master_pid: int,
     ) -> None:
         self.target = target
         self.graceful_timeout = graceful_timeout
@@ -304,6 +312,20 @@ class PoolState(Record):
             for w in self.workers.values()
             if w.generation == generation and w.state in states
         ]
+
+
+def pool_state(settings: Settings, *, master_pid: int) -> PoolState:
+    """The policy's starting state for ``settings``: the one place that reads the options."""
+    s = settings
+    return PoolState(
+        target=s.workers,
+        graceful_timeout=s.graceful_timeout,
+        term_immediate=s.term_immediate,
+        preloaded=s.preload_app,
+        spawn_interval=s.spawn_interval,
+        max_slots=MAX_SLOTS,
+        master_pid=master_pid,
+    )
 
 
 COUNTED = frozenset((WorkerState.BOOTING, WorkerState.READY))
