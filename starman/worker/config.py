@@ -18,7 +18,8 @@ __all__ = ["WorkerConfig", "worker_config"]
 
 
 class WorkerConfig(Record):
-    """Everything a worker needs; built by ``worker_config`` (the defaults are the options')."""
+    """Everything a worker needs, built by ``worker_config``: no defaults here, the
+    option table (``starman.config.OPTIONS``) has them."""
 
     __slots__ = (
         "keepalive",
@@ -48,31 +49,31 @@ class WorkerConfig(Record):
     def __init__(
         self,
         *,
-        keepalive: bool = True,  # False = --disable-keepalive
-        keepalive_timeout: float = 1.0,
-        read_timeout: float = 5.0,  # whole request head
-        body_timeout: float = 30.0,
-        write_timeout: float = 30.0,
-        graceful_timeout: float = 30.0,  # drain deadline inside the worker
-        max_requests: int = 0,  # 0 = unlimited
-        max_keepalive_reqs: int = 0,  # 0 = unlimited
-        max_connections: int = 256,  # --max-connections-per-worker
-        max_request_body: int = 1 << 30,
-        body_buffer_size: int = 1 << 20,
-        tmp_dir: str | None = None,
-        limit_request_line: int = 8190,
-        limit_request_fields: int = 100,
-        limit_request_field_size: int = 8190,
-        script_name: str = "",  # --path mount prefix ("" = none)
-        forwarded_allow_ips: tuple[str, ...] = (),
+        keepalive: bool,  # False = --disable-keepalive
+        keepalive_timeout: float,
+        read_timeout: float,  # whole request head
+        body_timeout: float,
+        write_timeout: float,
+        graceful_timeout: float,  # drain deadline inside the worker
+        max_requests: int,  # 0 = unlimited
+        max_keepalive_reqs: int,  # 0 = unlimited
+        max_connections: int,  # --max-connections-per-worker
+        max_request_body: int,
+        body_buffer_size: int,
+        tmp_dir: str | None,
+        limit_request_line: int,
+        limit_request_fields: int,
+        limit_request_field_size: int,
+        script_name: str,  # --path mount prefix ("" = none)
+        forwarded_allow_ips: tuple[str, ...],
         # one access log line per request on "starman.access"
-        access_log: bool = False,
+        access_log: bool,
         # exit (gracefully) when os.getppid() != parent_pid (None: do not watch)
-        parent_pid: int | None = None,
-        generation: str | None = None,  # environ["starman.generation"]
-        ssl_context: ssl.SSLContext | None = None,  # TLS for the listeners in tls_fds
+        parent_pid: int | None,
+        generation: str | None,  # environ["starman.generation"]
+        ssl_context: ssl.SSLContext | None,  # TLS for the listeners in tls_fds
         # listener fds whose connections speak TLS
-        tls_fds: frozenset[int] = frozenset(),
+        tls_fds: frozenset[int],
     ) -> None:
         self.keepalive = keepalive
         self.keepalive_timeout = keepalive_timeout

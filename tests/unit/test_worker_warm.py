@@ -14,8 +14,10 @@ import time
 
 import pytest
 
+from starman.config import Settings
 from starman.master import process
 from starman.worker import loop as worker
+from starman.worker.config import worker_config
 from starman.worker.loop import imf_fixdate, rehearse
 
 
@@ -127,7 +129,15 @@ def test_per_connection_objects_have_no_instance_dict() -> None:
     from starman.http.h1 import ServerConnection
 
     conn = ServerConnection(lambda: b"date")
-    loop = worker._Worker([], lambda env, start: [], worker.WorkerConfig(), None)
+    config = worker_config(
+        Settings(),
+        parent_pid=None,
+        generation=None,
+        ssl_context=None,
+        tls_fds=frozenset(),
+        max_requests=0,
+    )
+    loop = worker._Worker([], lambda env, start: [], config, None)
     try:
         for obj in (conn, loop):
             assert not hasattr(obj, "__dict__"), type(obj).__name__
