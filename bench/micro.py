@@ -91,11 +91,20 @@ def run_engine(n: int) -> float:
 
 def run_worker(n: int) -> float:
     """Seconds for ``n`` requests through the worker's loop functions over a socketpair."""
-    from starman.worker.config import WorkerConfig
+    from starman.config import Settings
+    from starman.worker.config import worker_config
     from starman.worker.loop import ConnState, _Conn, _Worker
 
     a, b = socket.socketpair()
-    worker = _Worker([], app, WorkerConfig(), None)
+    config = worker_config(
+        Settings(),
+        parent_pid=None,
+        generation=None,
+        ssl_context=None,
+        tls_fds=frozenset(),
+        max_requests=0,
+    )
+    worker = _Worker([], app, config, None)
     a.setblocking(False)
     env = connection_environ(worker.server_env, None, None, unix=True)
     h1 = ServerConnection(worker.date)
@@ -119,14 +128,23 @@ def run_worker(n: int) -> float:
 
 def run_close(n: int) -> float:
     """Seconds for ``n`` close-mode exchanges: connect, accept, one request, close."""
-    from starman.worker.config import WorkerConfig
+    from starman.config import Settings
+    from starman.worker.config import worker_config
     from starman.worker.loop import _Worker
 
     lsock = socket.socket()
     lsock.bind(("127.0.0.1", 0))
     lsock.listen(128)
     addr = lsock.getsockname()
-    worker = _Worker([lsock], app, WorkerConfig(), None)
+    config = worker_config(
+        Settings(),
+        parent_pid=None,
+        generation=None,
+        ssl_context=None,
+        tls_fds=frozenset(),
+        max_requests=0,
+    )
+    worker = _Worker([lsock], app, config, None)
     worker.register_listeners()
     request = REQUEST.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
     t0 = time.process_time()

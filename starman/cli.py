@@ -13,14 +13,12 @@ from collections.abc import Sequence
 
 from starman import __version__
 from starman.access import AccessLogFormatter
-from starman.config import USAGE, load_settings, make_parser
-from starman.master.arbiter import (
-    MasterError,
-    ReopeningFileHandler,
-    StderrHandler,
-    run_master,
-)
+from starman.config import USAGE, make_parser
+from starman.configload import load_settings
+from starman.master.arbiter import run_master
 from starman.master.listeners import ListenerError
+from starman.master.logs import ReopeningFileHandler, StderrHandler
+from starman.master.process import MasterError
 from starman.wsgi.appload import AppImportError
 from start_server.common.options import ConfigError, UsageError
 

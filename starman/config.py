@@ -1,24 +1,26 @@
 """The starman OPTIONS table: one row per option gives the parser, --help, TOML keys and Settings.
 
-Pure: no sockets, no processes. Imports only ``start_server.common.options``; ``load_settings``
-reads the ``--config`` file and the environment passed to it.
+Pure: no sockets, no processes. The converters live in ``starman.optionvalues``;
+``starman.configload`` builds a Settings from argv, the environment and --config.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 from starman.access import parse_access_log_format
+from starman.optionvalues import (
+    ListenSpec,
+    parse_listen,
+    to_ip_list,
+    to_loader,
+    to_mount_path,
+    to_port,
+    to_server,
+)
 from start_server.common.options import (
-    ConfigError,
     Option,
     OptionParser,
-    UsageError,
-    load_toml_table,
-    merge,
-    to_bool,
     to_log_level,
     to_nonneg_float,
     to_nonneg_int,
@@ -26,125 +28,24 @@ from start_server.common.options import (
     to_positive_int,
     to_size,
     to_str,
-    values_from_env,
 )
 from start_server.common.record import Record
 
 __all__ = [
+    "DEFAULT_PORT",
+    "DESCRIPTION",
     "OPTIONS",
-    "ConfigError",
+    "TOML_TABLE",
+    "USAGE",
     "ListenSpec",
     "Settings",
-    "UsageError",
-    "load_settings",
+    "make_parser",
     "parse_listen",
+    "tuple_if_list",
 ]
 
 DEFAULT_PORT = 5000
 TOML_TABLE = "starman"
-
-
-# --------------------------------------------------------------------------- --listen values
-
-
-class ListenSpec(Record):
-    """One ``--listen`` entry: a TCP ``host``/``port`` or a UNIX ``path``.
-
-    ``host`` None means all interfaces (dual-stack where IPv6 exists).
-    """
-
-    __slots__ = ("host", "port", "path", "ssl")
-
-    def __init__(
-        self,
-        host: str | None = None,
-        port: int | None = None,
-        path: str | None = None,
-        ssl: bool = False,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.path = path
-        self.ssl = ssl
-
-    def describe(self) -> str:
-        """As a user would write it: ``127.0.0.1:5000``, ``[::1]:80``, ``unix:/x.sock``."""
-        if self.path is not None:
-            return "unix:" + self.path
-        host = self.host or ""
-        if ":" in host:
-            host = f"[{host}]"
-        return f"{host}:{self.port}" + (":ssl" if self.ssl else "")
-
-
-_LISTEN_EXPECTED = (
-    "expected HOST:PORT, :PORT, [IPV6]:PORT (optionally :ssl), unix:PATH or a PATH"
-)
-
-
-def _port(text: str) -> int:
-    if not re.fullmatch(r"[0-9]{1,5}", text) or int(text) > 65535:
-        raise ValueError(_LISTEN_EXPECTED)
-    return int(text)
-
-
-def parse_listen(text: str) -> ListenSpec:
-    """Parse a ``--listen`` value; raise ValueError saying what was expected."""
-    raw = text.strip()
-    if not raw:
-        raise ValueError(_LISTEN_EXPECTED)
-    if raw.startswith("unix:"):
-        if len(raw) == len("unix:"):
-            raise ValueError(_LISTEN_EXPECTED)
-        return ListenSpec(path=raw[len("unix:") :])
-    if ":" not in raw:
-        # Perl's rule: no colon means a UNIX socket path.
-        return ListenSpec(path=raw)
-    ssl = False
-    if raw.endswith(":ssl"):
-        ssl = True
-        raw = raw[: -len(":ssl")]
-    m = re.fullmatch(r"\[([0-9A-Fa-f:.%a-zA-Z]+)\]:(\w+)", raw)
-    if m:
-        return ListenSpec(host=m.group(1), port=_port(m.group(2)), ssl=ssl)
-    host, sep, port = raw.rpartition(":")
-    if not sep or ":" in host:
-        raise ValueError(_LISTEN_EXPECTED)
-    return ListenSpec(host=host or None, port=_port(port), ssl=ssl)
-
-
-def _to_port(text: str) -> int:
-    if not re.fullmatch(r"[0-9]{1,5}", text.strip()) or int(text) > 65535:
-        raise ValueError("expected a port number 0-65535")
-    return int(text)
-
-
-def _to_server(text: str) -> str:
-    if text.strip().lower() != "starman":
-        raise ValueError("only 'Starman' is supported")
-    return "Starman"
-
-
-_LOADERS = {"delayed": "Delayed", "plack::loader": "Plack::Loader"}
-
-
-def _to_loader(text: str) -> str:
-    name = _LOADERS.get(text.strip().lower())
-    if name is None:
-        raise ValueError(
-            "expected Delayed or Plack::Loader (= --preload-app); Shotgun and Restarter are not supported, use kill -HUP"
-        )
-    return name
-
-
-def _to_mount_path(text: str) -> str:
-    if not text.startswith("/"):
-        raise ValueError("expected a path starting with '/'")
-    return text.rstrip("/")
-
-
-def _to_ip_list(text: str) -> tuple[str, ...]:
-    return tuple(p.strip() for p in text.split(",") if p.strip())
 
 
 # --------------------------------------------------------------------------- the table
@@ -201,7 +102,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "loader",
-        _to_loader,
+        to_loader,
         "Delayed",
         "Perl's -L: Delayed (default) or Plack::Loader (= --preload-app)",
         metavar="NAME",
@@ -226,7 +127,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "path",
-        _to_mount_path,
+        to_mount_path,
         None,
         "mount the app under /PREFIX (others get 404)",
         metavar="/PREFIX",
@@ -251,7 +152,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "port",
-        _to_port,
+        to_port,
         None,
         "TCP port to bind (default 5000)",
         metavar="PORT",
@@ -291,7 +192,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "server",
-        _to_server,
+        to_server,
         "Starman",
         "server class (only Starman)",
         metavar="NAME",
@@ -446,7 +347,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "forwarded_allow_ips",
-        _to_ip_list,
+        to_ip_list,
         (),
         "comma-separated peers trusted for X-Forwarded-Proto",
         metavar="LIST",
@@ -624,7 +525,7 @@ class Settings(Record):
 
     def __init__(self, **values: Any) -> None:
         for opt in OPTIONS:
-            setattr(self, opt.name, values.pop(opt.name, _to_tuple(opt.default)))
+            setattr(self, opt.name, values.pop(opt.name, tuple_if_list(opt.default)))
         if values:
             raise TypeError(f"unknown settings: {', '.join(sorted(values))}")
 
@@ -665,88 +566,6 @@ def make_parser() -> OptionParser:
     )
 
 
-# Perl spellings that have no meaning here: reject with a hint rather than "unknown option".
-_POOL_KEYS = (
-    "--min-servers",
-    "--max-servers",
-    "--min-spare-servers",
-    "--max-spare-servers",
-)
-_NET_SERVER_HINTS = {
-    "log_file": "--error-log",
-    "log_level": "--log-level",
-    "pid_file": "--pid",
-    "user": "--user",
-    "group": "--group",
-    "background": "--daemonize",
-    "setsid": "--daemonize",
-    "max_requests": "--max-requests",
-    "max_servers": "--workers",
-    "min_servers": "--workers",
-}
-
-
-def _reject_perl_only(argv: Sequence[str]) -> None:
-    for arg in argv:
-        if arg == "--":
-            return
-        name = arg.split("=", 1)[0]
-        if name in _POOL_KEYS:
-            raise UsageError(
-                f"{name} is not supported (the pool is fixed): use --workers / TTIN / TTOU"
-            )
-        if name.startswith("--net-server-"):
-            key = name[len("--net-server-") :].replace("-", "_")
-            hint = _NET_SERVER_HINTS.get(key)
-            extra = f": use {hint}" if hint else ""
-            raise UsageError(f"{name} is not supported (no Net::Server here){extra}")
-
-
-def _to_tuple(value: Any) -> Any:
+def tuple_if_list(value: Any) -> Any:
+    """A repeatable option's list as a tuple (Settings values are never changed in place)."""
     return tuple(value) if isinstance(value, list) else value
-
-
-def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
-    """Parse argv (and --config FILE.toml); raise UsageError or ConfigError."""
-    _reject_perl_only(argv)
-    cli, positionals = make_parser().parse(argv)
-    toml: dict[str, Any] = {}
-    config_path = cli.get("config")
-    if config_path:
-        toml = load_toml_table(config_path, TOML_TABLE, OPTIONS)
-    env = values_from_env(OPTIONS, environ)
-    if debug_enabled(environ):
-        env["log_level"] = "debug"
-    values = merge(OPTIONS, cli, env, toml)
-    positional_app = positionals.get("APP")
-    if positional_app is not None:
-        if cli.get("app") is not None:
-            raise UsageError("give the app either as APP or with --app, not both")
-        values["app"] = positional_app
-    settings = Settings(**{k: _to_tuple(v) for k, v in values.items()})
-    _validate(settings)
-    if settings.loader == "Plack::Loader" and not settings.preload_app:
-        settings = settings.replace(preload_app=True)
-    return settings
-
-
-def _validate(s: Settings) -> None:
-    if s.help or s.version:
-        return
-    if s.reload or s.reload_dirs is not None:
-        raise UsageError(
-            "-r/--reload and -R/--Reload are not supported: reload gracefully with kill -HUP <master pid>"
-        )
-    if (s.ssl or any(spec.ssl for spec in s.listen)) and not s.ssl_cert:
-        raise UsageError("TLS (--enable-ssl or :ssl) needs --ssl-cert (and --ssl-key)")
-    if s.app is not None and s.app.strip() == "":
-        raise UsageError("APP is empty: expected path/to/app.py or pkg.mod:attr")
-
-
-def debug_enabled(environ: Mapping[str, str]) -> bool:
-    """True when STARMAN_DEBUG asks for DEBUG logging."""
-    raw = environ.get("STARMAN_DEBUG", "")
-    try:
-        return to_bool(raw)
-    except ValueError:
-        return True

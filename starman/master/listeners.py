@@ -112,7 +112,8 @@ def _explicit_listen(settings: Settings) -> bool:
 def resolve_listeners(
     settings: Settings, environ: MutableMapping[str, str], pid: int | None = None
 ) -> list[Listener]:
-    """Adopt or bind the listening sockets (spec §1.4); clear LISTEN_* from ``environ``.
+    """Adopt or bind the listening sockets, in the order the module docstring gives; clear
+    LISTEN_* from ``environ``.
 
     Raises ListenerError.
     """

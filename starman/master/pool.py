@@ -3,19 +3,46 @@
 Rule 1: no syscalls here (no fork, kill, wait, clock or file I/O); ``now`` is passed in.
 Rule 2: the master feeds every event through ``on_event`` and carries out the returned
 actions in order; ``next_deadline`` says how long it may sleep.
+The events, actions and state are the records of ``starman.master.poolrecords``,
+re-exported here as the policy's vocabulary.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 import signal
-from typing import Union
 
-from start_server.common.record import Record
+from starman.master.poolrecords import (
+    ACCEPTING,
+    APP_LOAD_ERROR,
+    MAX_SLOTS,
+    WORKER_BOOT_ERROR,
+    Action,
+    ChildExited,
+    Event,
+    Exit,
+    Notify,
+    Phase,
+    PoolState,
+    ReopenLogs,
+    RequestTooLong,
+    Signal,
+    Signalled,
+    SlotDraining,
+    SlotReady,
+    SlotRetiring,
+    Spawn,
+    Spawned,
+    SpawnFailed,
+    Tick,
+    WorkerInfo,
+    WorkerState,
+    pool_state,
+)
 
 __all__ = [
     "APP_LOAD_ERROR",
+    "MAX_SLOTS",
     "WORKER_BOOT_ERROR",
     "Action",
     "ChildExited",
@@ -30,6 +57,7 @@ __all__ = [
     "Signalled",
     "SlotDraining",
     "SlotReady",
+    "SlotRetiring",
     "Spawn",
     "Spawned",
     "SpawnFailed",
@@ -38,287 +66,18 @@ __all__ = [
     "WorkerState",
     "next_deadline",
     "on_event",
+    "pool_state",
 ]
 
 log = logging.getLogger("starman.pool")
 
-WORKER_BOOT_ERROR = 3  # the worker failed before it could serve (gunicorn's code)
-APP_LOAD_ERROR = 4  # the worker could not import the app (gunicorn's code)
-
-# Repeated boot failures back off from 0.1 s, doubling, up to 5 s (spec §5.2).
+# Repeated boot failures back off from 0.1 s, doubling, up to 5 s.
 BACKOFF_MIN = 0.1
 BACKOFF_MAX = 5.0
-# After SIGABRT for --timeout, SIGKILL follows this much later (spec §1.5).
+# After SIGABRT for --timeout, SIGKILL follows this much later.
 ABORT_GRACE = 1.0
-# INT: workers exit at once; the master waits at most this long before SIGKILL (spec §2.4).
+# INT: workers exit at once; the master waits at most this long before SIGKILL.
 IMMEDIATE_GRACE = 5.0
-
-
-# --------------------------------------------------------------------------- events
-
-
-class Tick(Record):
-    """Time passed (a deadline may have expired); also the first event, which fills the pool."""
-
-    __slots__ = ()
-
-
-class Spawned(Record):
-    """The master forked the worker asked for by ``Spawn(slot, ...)``."""
-
-    __slots__ = ("slot", "pid")
-
-    def __init__(self, slot: int, pid: int) -> None:
-        self.slot = slot
-        self.pid = pid
-
-
-class SpawnFailed(Record):
-    """fork() failed for ``Spawn(slot, ...)``."""
-
-    __slots__ = ("slot", "reason")
-
-    def __init__(self, slot: int, reason: str) -> None:
-        self.slot = slot
-        self.reason = reason
-
-
-class ChildExited(Record):
-    """A child was reaped: exactly one of ``code`` and ``signal`` is set."""
-
-    __slots__ = ("pid", "code", "signal")
-
-    def __init__(
-        self, pid: int, code: int | None = None, signal: int | None = None
-    ) -> None:
-        self.pid = pid
-        self.code = code
-        self.signal = signal
-
-
-class Signalled(Record):
-    """The master received a signal. For TTOU, ``busy`` names the slots whose worker is
-    inside the app right now (from the scoreboard): the least-loaded worker retires."""
-
-    __slots__ = ("sig", "busy")
-
-    def __init__(self, sig: signal.Signals, busy: frozenset[int] = frozenset()) -> None:
-        self.sig = sig
-        self.busy = busy
-
-
-class SlotReady(Record):
-    """The worker in ``slot`` reported ``ready`` in the scoreboard."""
-
-    __slots__ = ("slot",)
-
-    def __init__(self, slot: int) -> None:
-        self.slot = slot
-
-
-class SlotDraining(Record):
-    """The worker in ``slot`` started draining on its own (max-requests, harakiri, a signal
-    not sent by the master): it no longer counts, so its replacement is spawned now."""
-
-    __slots__ = ("slot",)
-
-    def __init__(self, slot: int) -> None:
-        self.slot = slot
-
-
-class SlotRetiring(Record):
-    """The worker in ``slot`` will leave by itself soon (near --max-requests): it no
-    longer counts, so its replacement boots now and is accepting by the time the old
-    one closes its connections."""
-
-    __slots__ = ("slot",)
-
-    def __init__(self, slot: int) -> None:
-        self.slot = slot
-
-
-class RequestTooLong(Record):
-    """The worker in ``slot`` has been inside the app for longer than --timeout."""
-
-    __slots__ = ("slot",)
-
-    def __init__(self, slot: int) -> None:
-        self.slot = slot
-
-
-Event = Union[
-    Tick,
-    Spawned,
-    SpawnFailed,
-    ChildExited,
-    Signalled,
-    SlotReady,
-    SlotDraining,
-    SlotRetiring,
-    RequestTooLong,
-]
-
-
-# --------------------------------------------------------------------------- actions
-
-
-class Spawn(Record):
-    """Fork a worker into scoreboard ``slot`` for ``generation``; answer with Spawned/SpawnFailed."""
-
-    __slots__ = ("slot", "generation")
-
-    def __init__(self, slot: int, generation: int) -> None:
-        self.slot = slot
-        self.generation = generation
-
-
-class Signal(Record):
-    """Send ``sig`` to worker ``pid``."""
-
-    __slots__ = ("pid", "sig")
-
-    def __init__(self, pid: int, sig: signal.Signals) -> None:
-        self.pid = pid
-        self.sig = sig
-
-
-class ReopenLogs(Record):
-    """Reopen the master's error and access logs (USR1)."""
-
-    __slots__ = ()
-
-
-class Notify(Record):
-    """Send an sd_notify message (``READY=1``, ``RELOADING=1``, ``STOPPING=1``)."""
-
-    __slots__ = ("message",)
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-
-
-class Exit(Record):
-    """Every worker is gone: the master exits with ``code``."""
-
-    __slots__ = ("code",)
-
-    def __init__(self, code: int) -> None:
-        self.code = code
-
-
-Action = Union[Spawn, Signal, ReopenLogs, Notify, Exit]
-
-
-# --------------------------------------------------------------------------- state
-
-
-class WorkerState(enum.Enum):
-    BOOTING = "booting"  # forked, loading the app
-    READY = "ready"  # accepting
-    RETIRING = "retiring"  # still accepting, leaves by itself soon; no longer counted
-    DRAINING = "draining"  # told to stop; no longer counted in the pool
-
-
-class Phase(enum.Enum):
-    RUNNING = "running"
-    RELOADING = "reloading"  # HUP: a new generation boots next to the serving one
-    STOPPING = "stopping"  # TERM/QUIT/INT or a halt: waiting for workers to exit
-    DONE = "done"  # Exit was returned
-
-
-class WorkerInfo(Record):
-    """One worker slot: set up by Spawn, filled in as events arrive."""
-
-    __slots__ = ("slot", "generation", "pid", "state", "kill_at", "aborted")
-
-    def __init__(self, slot: int, generation: int) -> None:
-        self.slot = slot
-        self.generation = generation
-        self.pid: int | None = None  # once Spawned
-        self.state = WorkerState.BOOTING
-        self.kill_at: float | None = None  # SIGKILL deadline, once told to stop
-        self.aborted = False  # SIGABRT sent for --timeout
-
-
-class PoolState(Record):
-    """Everything the policy knows. Construct it, then feed ``Tick()`` to start."""
-
-    __slots__ = (
-        "target",
-        "graceful_timeout",
-        "term_immediate",
-        "preloaded",
-        "spawn_interval",
-        "max_slots",
-        "master_pid",
-        "generation",
-        "last_generation",
-        "old_generation",
-        "phase",
-        "workers",
-        "exit_code",
-        "stop_deadline",
-        "reload_deadline",
-        "boot_failures",
-        "spawn_not_before",
-        "ever_ready",
-        "announced_ready",
-    )
-
-    def __init__(
-        self,
-        target: int,
-        graceful_timeout: float = 30.0,
-        term_immediate: bool = False,
-        preloaded: bool = False,
-        spawn_interval: float = 0.0,
-        max_slots: int = 1024,
-        master_pid: int = 0,
-    ) -> None:
-        self.target = target
-        self.graceful_timeout = graceful_timeout
-        self.term_immediate = term_immediate
-        self.preloaded = preloaded
-        self.spawn_interval = spawn_interval
-        self.max_slots = max_slots
-        self.master_pid = master_pid
-        # What the policy keeps up to date from here on.
-        self.generation = 1  # the generation that serves (or will, once booted)
-        self.last_generation = 1  # highest generation ever started
-        self.old_generation: int | None = None  # during a reload: the one still serving
-        self.phase = Phase.RUNNING
-        self.workers: dict[int, WorkerInfo] = {}  # by slot
-        self.exit_code = 0
-        self.stop_deadline: float | None = None
-        self.reload_deadline: float | None = None
-        self.boot_failures = 0
-        self.spawn_not_before = 0.0
-        self.ever_ready = False
-        self.announced_ready = False
-
-    def by_pid(self, pid: int) -> WorkerInfo | None:
-        for w in self.workers.values():
-            if w.pid == pid:
-                return w
-        return None
-
-    def serving(self, generation: int) -> list[WorkerInfo]:
-        """Workers of ``generation`` that count towards the pool (not leaving)."""
-        return self.in_states(generation, _COUNTED)
-
-    def in_states(
-        self, generation: int, states: frozenset[WorkerState]
-    ) -> list[WorkerInfo]:
-        """Workers of ``generation`` in one of ``states``."""
-        return [
-            w
-            for w in self.workers.values()
-            if w.generation == generation and w.state in states
-        ]
-
-
-_COUNTED = frozenset((WorkerState.BOOTING, WorkerState.READY))
-_ACCEPTING = frozenset((WorkerState.READY, WorkerState.RETIRING))
 
 
 # --------------------------------------------------------------------------- policy
@@ -602,7 +361,7 @@ def _on_ready(state: PoolState, slot: int, now: float, actions: list[Action]) ->
     # app, a worker may give that notice before its last sibling has booted, and a
     # generation that waited for a moment with no replacement booting might never be
     # ready.
-    if len(state.in_states(state.generation, _ACCEPTING)) < state.target:
+    if len(state.in_states(state.generation, ACCEPTING)) < state.target:
         return
     if state.phase is Phase.RELOADING and w.generation == state.generation:
         # Deadlines are recomputed from here: the old generation gets a full grace period.

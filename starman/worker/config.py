@@ -1,4 +1,7 @@
-"""What one worker needs to know: its configuration, built by the master before it forks."""
+"""What one worker needs to know: its configuration, built by the master before it forks.
+
+``worker_config`` is the one place that turns the starman Settings into a WorkerConfig.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +12,14 @@ from start_server.common.record import Record
 if TYPE_CHECKING:  # ssl is imported at run time only when TLS is configured
     import ssl
 
-__all__ = ["WorkerConfig"]
+    from starman.config import Settings
+
+__all__ = ["WorkerConfig", "worker_config"]
 
 
 class WorkerConfig(Record):
-    """Everything a worker needs; each default is the spec's."""
+    """Everything a worker needs, built by ``worker_config``: no defaults here, the
+    option table (``starman.config.OPTIONS``) has them."""
 
     __slots__ = (
         "keepalive",
@@ -42,31 +48,32 @@ class WorkerConfig(Record):
 
     def __init__(
         self,
-        keepalive: bool = True,  # False = --disable-keepalive
-        keepalive_timeout: float = 1.0,
-        read_timeout: float = 5.0,  # whole request head
-        body_timeout: float = 30.0,
-        write_timeout: float = 30.0,
-        graceful_timeout: float = 30.0,  # drain deadline inside the worker
-        max_requests: int = 0,  # 0 = unlimited
-        max_keepalive_reqs: int = 0,  # 0 = unlimited
-        max_connections: int = 256,  # --max-connections-per-worker
-        max_request_body: int = 1 << 30,
-        body_buffer_size: int = 1 << 20,
-        tmp_dir: str | None = None,
-        limit_request_line: int = 8190,
-        limit_request_fields: int = 100,
-        limit_request_field_size: int = 8190,
-        script_name: str = "",  # --path mount prefix ("" = none)
-        forwarded_allow_ips: tuple[str, ...] = (),
-        # one Apache combined line per request on "starman.access"
-        access_log: bool = False,
-        # exit (gracefully) when os.getppid() != parent_pid
-        parent_pid: int | None = None,
-        generation: str | None = None,  # environ["starman.generation"]
-        ssl_context: ssl.SSLContext | None = None,  # TLS for the listeners in tls_fds
+        *,
+        keepalive: bool,  # False = --disable-keepalive
+        keepalive_timeout: float,
+        read_timeout: float,  # whole request head
+        body_timeout: float,
+        write_timeout: float,
+        graceful_timeout: float,  # drain deadline inside the worker
+        max_requests: int,  # 0 = unlimited
+        max_keepalive_reqs: int,  # 0 = unlimited
+        max_connections: int,  # --max-connections-per-worker
+        max_request_body: int,
+        body_buffer_size: int,
+        tmp_dir: str | None,
+        limit_request_line: int,
+        limit_request_fields: int,
+        limit_request_field_size: int,
+        script_name: str,  # --path mount prefix ("" = none)
+        forwarded_allow_ips: tuple[str, ...],
+        # one access log line per request on "starman.access"
+        access_log: bool,
+        # exit (gracefully) when os.getppid() != parent_pid (None: do not watch)
+        parent_pid: int | None,
+        generation: str | None,  # environ["starman.generation"]
+        ssl_context: ssl.SSLContext | None,  # TLS for the listeners in tls_fds
         # listener fds whose connections speak TLS
-        tls_fds: frozenset[int] = frozenset(),
+        tls_fds: frozenset[int],
     ) -> None:
         self.keepalive = keepalive
         self.keepalive_timeout = keepalive_timeout
@@ -90,3 +97,45 @@ class WorkerConfig(Record):
         self.generation = generation
         self.ssl_context = ssl_context
         self.tls_fds = tls_fds
+
+
+def worker_config(
+    settings: Settings,
+    *,
+    parent_pid: int | None,
+    generation: str | None,
+    ssl_context: ssl.SSLContext | None,
+    tls_fds: frozenset[int],
+    max_requests: int,
+) -> WorkerConfig:
+    """The WorkerConfig for ``settings``; the keywords are what only the master knows.
+
+    ``max_requests`` is given apart because the master adds each worker's jitter to
+    ``settings.max_requests``.
+    """
+    s = settings
+    return WorkerConfig(
+        keepalive=s.keepalive,
+        keepalive_timeout=s.keepalive_timeout,
+        read_timeout=s.read_timeout,
+        body_timeout=s.body_timeout,
+        write_timeout=s.write_timeout,
+        graceful_timeout=s.graceful_timeout,
+        max_requests=max_requests,
+        max_keepalive_reqs=s.max_keepalive_reqs,
+        max_connections=s.max_connections_per_worker,
+        max_request_body=s.max_request_body,
+        body_buffer_size=s.body_buffer_size,
+        tmp_dir=s.tmp_dir,
+        limit_request_line=s.limit_request_line,
+        limit_request_fields=s.limit_request_fields,
+        limit_request_field_size=s.limit_request_field_size,
+        script_name=s.path or "",
+        forwarded_allow_ips=s.forwarded_allow_ips,
+        access_log=bool(s.access_log)
+        or (s.env == "development" and s.default_middleware),
+        parent_pid=parent_pid,
+        generation=generation,
+        ssl_context=ssl_context,
+        tls_fds=tls_fds,
+    )

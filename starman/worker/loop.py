@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from starman.access import log_exchange
+from starman.config import Settings
 from starman.http.body import BodyBuffer, BodyInput, empty_input
 from starman.http.events import (
     NEED_DATA,
@@ -29,7 +30,7 @@ from starman.http.events import (
     Request,
 )
 from starman.http.h1 import ServerConnection, State
-from starman.worker.config import WorkerConfig
+from starman.worker.config import WorkerConfig, worker_config
 from starman.wsgi.gateway import (
     ClientDisconnected,
     RequestRejected,
@@ -1264,7 +1265,15 @@ def rehearse(rounds: int = 64) -> int:
     worker: _Worker | None = None
     answers = 0
     try:
-        worker = _Worker([], _rehearsal_app, WorkerConfig(), None)
+        config = worker_config(
+            Settings(),
+            parent_pid=None,
+            generation=None,
+            ssl_context=None,
+            tls_fds=frozenset(),
+            max_requests=0,
+        )
+        worker = _Worker([], _rehearsal_app, config, None)
         server_sock.setblocking(False)
         client.settimeout(1.0)
         env = connection_environ(worker.server_env, None, None, unix=True)

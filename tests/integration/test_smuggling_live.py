@@ -21,14 +21,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from starman.worker.config import WorkerConfig
 from tests.fixtures.apps.recording_app import make_recording_app, read_log
-from tests.harness.forked_worker import ForkedWorker, forked_worker
+from tests.harness.forked_worker import ForkedWorker, forked_worker, make_config
 from tests.harness.process import kill_group, spawn, wait_for
 from tests.unit.test_smuggling_corpus import EXPECTED, MAX_BODY, load
 
 NGINX = "/usr/sbin/nginx"
-CONFIG = WorkerConfig(
+CONFIG = make_config(
     read_timeout=2.0,
     keepalive_timeout=0.3,
     body_timeout=2.0,

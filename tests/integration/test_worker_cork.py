@@ -21,9 +21,8 @@ from typing import Any
 
 import pytest
 
-from starman.worker.config import WorkerConfig
 from starman.worker.loop import CORK_MAX
-from tests.harness.forked_worker import connect, forked_worker, read_one
+from tests.harness.forked_worker import connect, forked_worker, make_config, read_one
 from tests.harness.process import wait_for
 
 N = 20  # more than CORK_MAX: the batch is flushed at least twice
@@ -100,7 +99,7 @@ def test_cork_max_is_smaller_than_the_batch() -> None:
 def test_every_held_answer_reaches_its_own_connection(
     gate_dir: pathlib.Path, closing: contextlib.ExitStack
 ) -> None:
-    config = WorkerConfig(keepalive_timeout=30.0)
+    config = make_config(keepalive_timeout=30.0)
     with forked_worker(gated_app(gate_dir), config, tcp=True) as w:
         gate_conn, conns = one_batch(w.address, gate_dir, closing)
         assert read_one(gate_conn)[2].startswith(b"/gate ")
@@ -119,7 +118,7 @@ def test_every_held_answer_reaches_its_own_connection(
 def test_a_reset_client_does_not_disturb_the_batch(
     gate_dir: pathlib.Path, closing: contextlib.ExitStack
 ) -> None:
-    config = WorkerConfig(keepalive_timeout=30.0)
+    config = make_config(keepalive_timeout=30.0)
     with forked_worker(gated_app(gate_dir), config, tcp=True) as w:
         gate_conn, conns = one_batch(w.address, gate_dir, closing, reset=3)
         read_one(gate_conn)
@@ -136,7 +135,7 @@ def test_max_requests_inside_a_batch_delivers_every_held_answer(
     gate_dir: pathlib.Path, closing: contextlib.ExitStack
 ) -> None:
     # N + 1 warm-up requests, the gate, then the batch: the limit falls inside the batch.
-    config = WorkerConfig(
+    config = make_config(
         keepalive_timeout=30.0, max_requests=N + 10, graceful_timeout=10.0
     )
     with forked_worker(gated_app(gate_dir), config, tcp=True) as w:

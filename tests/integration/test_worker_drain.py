@@ -6,15 +6,20 @@ import signal
 import socket
 import time
 
-from starman.worker.config import WorkerConfig
 from tests.fixtures.apps.engine_apps import echo_app
-from tests.harness.forked_worker import connect, forked_worker, read_one, recv_all
+from tests.harness.forked_worker import (
+    connect,
+    forked_worker,
+    make_config,
+    read_one,
+    recv_all,
+)
 
 GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
 
 
 def test_worker_term_during_slow_request_completes_it() -> None:
-    cfg = WorkerConfig(graceful_timeout=10, keepalive_timeout=5)
+    cfg = make_config(graceful_timeout=10, keepalive_timeout=5)
     with forked_worker(echo_app, cfg) as w:
         with connect(w.address) as idle:
             idle.sendall(GET)
@@ -42,7 +47,7 @@ def test_worker_term_during_slow_request_completes_it() -> None:
 
 
 def test_worker_int_exits_at_once() -> None:
-    with forked_worker(echo_app, WorkerConfig()) as w:
+    with forked_worker(echo_app, make_config()) as w:
         with connect(w.address) as s:
             s.sendall(GET)
             read_one(s)
@@ -51,12 +56,14 @@ def test_worker_int_exits_at_once() -> None:
 
 
 def test_worker_exits_when_parent_changes() -> None:
-    with forked_worker(echo_app, WorkerConfig(parent_pid=1)) as w:
+    with forked_worker(echo_app, make_config(parent_pid=1)) as w:
         assert w.wait(5) == 0
 
 
 def test_worker_400_slow_and_idle_connections_do_not_delay_a_request() -> None:
-    cfg = WorkerConfig(read_timeout=30, keepalive_timeout=30, max_connections=1000)
+    cfg = make_config(
+        read_timeout=30, keepalive_timeout=30, max_connections_per_worker=1000
+    )
     with forked_worker(echo_app, cfg) as w:
         held: list[socket.socket] = []
         try:

@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from starman.worker.config import WorkerConfig
 from tests.fixtures.apps import engine_apps
-from tests.harness.forked_worker import connect, forked_worker, read_one
+from tests.harness.forked_worker import connect, forked_worker, make_config, read_one
 
 FACTORIES: dict[str, Callable[[], Any]] = {
     "flask": engine_apps.flask_app,
@@ -24,7 +23,7 @@ def test_worker_serves_framework_app(name: str) -> None:
     pytest.importorskip(name)
     # The app (and Django's global settings) is built in the child only.
     with (
-        forked_worker(FACTORIES[name], WorkerConfig(), factory=True) as w,
+        forked_worker(FACTORIES[name], make_config(), factory=True) as w,
         connect(w.address) as s,
     ):
         s.sendall(b"GET /hello HTTP/1.1\r\nHost: example.org\r\n\r\n")

@@ -18,11 +18,16 @@ from typing import Any
 
 import pytest
 
-from starman.worker.config import WorkerConfig
 from tests.fixtures.h1_fuzz import ALLOWED_ERRORS, gen_input, split
-from tests.harness.forked_worker import ForkedWorker, connect, forked_worker, read_one
+from tests.harness.forked_worker import (
+    ForkedWorker,
+    connect,
+    forked_worker,
+    make_config,
+    read_one,
+)
 
-CONFIG = WorkerConfig(
+CONFIG = make_config(
     read_timeout=0.5,
     body_timeout=0.5,
     keepalive_timeout=0.2,

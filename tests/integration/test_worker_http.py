@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from starman.worker.config import WorkerConfig
 from tests.fixtures.apps.engine_apps import echo_app, validated_app
 from tests.harness.forked_worker import (
     ForkedWorker,
     connect,
     forked_worker,
+    make_config,
     read_one,
     read_response,
     recv_all,
@@ -25,7 +25,7 @@ from tests.harness.forked_worker import (
 )
 
 CORPUS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "corpus", "requests")
-CONFIG = WorkerConfig(
+CONFIG = make_config(
     read_timeout=1.0, keepalive_timeout=1.0, body_timeout=1.0, max_request_body=1 << 20
 )
 GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
@@ -294,7 +294,7 @@ def test_worker_validator_app_get_post_chunked() -> None:
 
 
 def test_worker_max_requests_closes_then_exits() -> None:
-    cfg = WorkerConfig(max_requests=2, keepalive_timeout=1.0)
+    cfg = make_config(max_requests=2, keepalive_timeout=1.0)
     with forked_worker(echo_app, cfg) as w, connect(w.address) as s:
         s.sendall(GET)
         assert read_one(s)[1]["connection"] == "keep-alive"
@@ -304,7 +304,7 @@ def test_worker_max_requests_closes_then_exits() -> None:
 
 
 def test_worker_max_keepalive_reqs() -> None:
-    cfg = WorkerConfig(max_keepalive_reqs=3)
+    cfg = make_config(max_keepalive_reqs=3)
     with forked_worker(echo_app, cfg) as w, connect(w.address) as s:
         got = []
         for _ in range(3):
@@ -315,7 +315,7 @@ def test_worker_max_keepalive_reqs() -> None:
 
 def test_worker_disable_keepalive() -> None:
     with (
-        forked_worker(echo_app, WorkerConfig(keepalive=False)) as w,
+        forked_worker(echo_app, make_config(keepalive=False)) as w,
         connect(w.address) as s,
     ):
         s.sendall(GET)

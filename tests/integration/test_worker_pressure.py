@@ -22,8 +22,13 @@ from typing import Any
 
 import psutil
 
-from starman.worker.config import WorkerConfig
-from tests.harness.forked_worker import connect, forked_worker, read_one, recv_all
+from tests.harness.forked_worker import (
+    connect,
+    forked_worker,
+    make_config,
+    read_one,
+    recv_all,
+)
 from tests.harness.process import wait_for
 
 GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
@@ -49,7 +54,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def test_emfile_backs_off_keeps_serving_and_recovers() -> None:
-    config = WorkerConfig(keepalive_timeout=30.0, read_timeout=30.0)
+    config = make_config(keepalive_timeout=30.0, read_timeout=30.0)
     with forked_worker(low_fd_app, config, factory=True) as w:
         clients = [connect(w.address) for _ in range(12)]
         try:
@@ -78,7 +83,9 @@ def test_emfile_backs_off_keeps_serving_and_recovers() -> None:
 
 
 def test_at_the_cap_a_new_client_evicts_the_longest_idle_connection() -> None:
-    config = WorkerConfig(max_connections=4, read_timeout=30.0, keepalive_timeout=30.0)
+    config = make_config(
+        max_connections_per_worker=4, read_timeout=30.0, keepalive_timeout=30.0
+    )
     with forked_worker(hello, config) as w:
         idle = [connect(w.address) for _ in range(4)]  # silent: heads never come
         try:
@@ -99,7 +106,9 @@ def test_at_the_cap_a_new_client_evicts_the_longest_idle_connection() -> None:
 
 
 def test_at_the_cap_requests_in_progress_are_never_evicted() -> None:
-    config = WorkerConfig(max_connections=3, read_timeout=30.0, body_timeout=30.0)
+    config = make_config(
+        max_connections_per_worker=3, read_timeout=30.0, body_timeout=30.0
+    )
     with forked_worker(hello, config) as w:
         busy = [connect(w.address) for _ in range(3)]
         try:

@@ -7,6 +7,7 @@ import signal
 
 import pytest
 
+from starman.config import Settings
 from starman.master.pool import (
     ChildExited,
     Exit,
@@ -26,12 +27,13 @@ from starman.master.pool import (
     WorkerState,
     next_deadline,
     on_event,
+    pool_state,
 )
 
 
 def booted(n: int = 3, **kw: object) -> PoolState:
     """A pool of ``n`` ready workers with pids 100, 101, ... in slots 0, 1, ..."""
-    state = PoolState(target=n, master_pid=1, **kw)  # type: ignore[arg-type]  # test kwargs
+    state = pool_state(Settings(workers=n, **kw), master_pid=1)
     actions = on_event(state, Tick(), 0.0)
     assert actions == [Spawn(i, 1) for i in range(n)]
     for i in range(n):
@@ -214,7 +216,7 @@ def test_hup_generation_whose_workers_already_retire_still_becomes_ready() -> No
 
 
 def test_start_with_a_retiring_worker_announces_ready_once_enough_accept() -> None:
-    state = PoolState(target=2, master_pid=1)
+    state = pool_state(Settings(workers=2), master_pid=1)
     assert on_event(state, Tick(), 0.0) == [Spawn(0, 1), Spawn(1, 1)]
     on_event(state, Spawned(0, 100), 0.0)
     on_event(state, Spawned(1, 101), 0.0)
@@ -305,7 +307,7 @@ def test_int_during_graceful_stop_hurries_the_workers() -> None:
 
 
 def test_app_load_error_in_the_first_generation_halts_with_4() -> None:
-    state = PoolState(target=2, master_pid=1)
+    state = pool_state(Settings(workers=2), master_pid=1)
     on_event(state, Tick(), 0.0)
     on_event(state, Spawned(0, 100), 0.0)
     on_event(state, Spawned(1, 101), 0.0)

@@ -2,22 +2,54 @@
 
 from __future__ import annotations
 
+import types
+import typing
+from typing import Any
+
 import pytest
 
-from starman.config import (
-    OPTIONS,
-    ListenSpec,
-    Settings,
-    debug_enabled,
-    load_settings,
-    make_parser,
-    parse_listen,
-)
+from starman import config as starman_config
+from starman.config import OPTIONS, Settings, make_parser
+from starman.configload import debug_enabled, load_settings
+from starman.optionvalues import ListenSpec, parse_listen
 from start_server.common.options import ConfigError, UsageError
 
 
-def test_settings_fields_equal_the_option_table_names() -> None:
-    assert list(Settings.__slots__) == [o.name for o in OPTIONS]
+def test_settings_annotations_equal_the_option_table_names() -> None:
+    # The handwritten annotations are the field list mypy checks code against; __slots__
+    # is built from OPTIONS, so only the annotations can drift from the table.
+    assert list(vars(Settings)["__annotations__"]) == [o.name for o in OPTIONS]
+
+
+def _accepts(hint: Any, value: Any) -> bool:
+    """Whether ``value`` fits the type ``hint`` (the few forms Settings uses)."""
+    if hint is float:
+        return type(value) in (int, float)  # mypy's int-to-float promotion
+    if hint in (bool, int, str):
+        return type(value) is hint
+    if hint is type(None):
+        return value is None
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType):
+        return any(_accepts(arg, value) for arg in args)
+    if typing.get_origin(hint) is tuple and args[1:] == (Ellipsis,):
+        return type(value) is tuple and all(_accepts(args[0], v) for v in value)
+    return isinstance(value, hint)
+
+
+def test_settings_annotations_accept_the_table_defaults() -> None:
+    hints = typing.get_type_hints(Settings, vars(starman_config))
+    for opt in OPTIONS:
+        default = getattr(Settings(), opt.name)
+        assert _accepts(hints[opt.name], default), (opt.name, hints[opt.name], default)
+
+
+def test_the_annotation_check_can_fail() -> None:
+    assert not _accepts(int | None, "5")
+    assert not _accepts(bool, 0)
+    assert not _accepts(tuple[str, ...], ["a"])
+    assert not _accepts(tuple[ListenSpec, ...], ("a",))
+    assert _accepts(float, 1) and _accepts(str | None, None)
 
 
 def test_settings_defaults_equal_the_table_defaults() -> None:

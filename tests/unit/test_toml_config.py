@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from starman.access import parse_access_log_format
-from starman.config import load_settings
+from starman.configload import load_settings
 from start_server import config as ss_config
 from start_server.common.options import ConfigError, UsageError
 from start_server.common.portspec import parse_port_spec

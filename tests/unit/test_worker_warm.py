@@ -14,8 +14,10 @@ import time
 
 import pytest
 
-from starman.master import arbiter as master
+from starman.config import Settings
+from starman.master import process
 from starman.worker import loop as worker
+from starman.worker.config import worker_config
 from starman.worker.loop import imf_fixdate, rehearse
 
 
@@ -127,7 +129,15 @@ def test_per_connection_objects_have_no_instance_dict() -> None:
     from starman.http.h1 import ServerConnection
 
     conn = ServerConnection(lambda: b"date")
-    loop = worker._Worker([], lambda env, start: [], worker.WorkerConfig(), None)
+    config = worker_config(
+        Settings(),
+        parent_pid=None,
+        generation=None,
+        ssl_context=None,
+        tls_fds=frozenset(),
+        max_requests=0,
+    )
+    loop = worker._Worker([], lambda env, start: [], config, None)
     try:
         for obj in (conn, loop):
             assert not hasattr(obj, "__dict__"), type(obj).__name__
@@ -143,8 +153,8 @@ def test_trim_heap_gives_the_free_pages_back(monkeypatch: pytest.MonkeyPatch) ->
             calls.append(pad)
             return 1
 
-    monkeypatch.setattr(master, "_libc", Glibc)
-    master._trim_heap()
+    monkeypatch.setattr(process, "libc", Glibc)
+    process.trim_heap()
     assert calls == [0]
 
 
@@ -152,5 +162,5 @@ def test_trim_heap_gives_the_free_pages_back(monkeypatch: pytest.MonkeyPatch) ->
 def test_trim_heap_without_malloc_trim_is_a_no_op(
     monkeypatch: pytest.MonkeyPatch, libc: object
 ) -> None:
-    monkeypatch.setattr(master, "_libc", libc)
-    master._trim_heap()  # neither raises
+    monkeypatch.setattr(process, "libc", libc)
+    process.trim_heap()  # neither raises

@@ -1,0 +1,148 @@
+"""The master's start-up before its loop: listeners, TLS, privileges, preloading,
+daemonizing, --error-log, the pid file; and what is closed once the loop has ended.
+
+Raises MasterError, ListenerError or AppImportError; prints nothing (cli.py does).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from starman.config import Settings
+from starman.master.listeners import Listener, close_listeners, resolve_listeners
+from starman.master.logs import redirect_stderr
+from starman.master.process import MasterError, daemonize, drop_privileges, resolve_ids
+from starman.wsgi.appload import (
+    AppImportError,
+    add_include_dirs,
+    check_target,
+    load_app,
+    preload_modules,
+)
+from start_server.common.proc import PidFile, PidFileError
+from start_server.common.sdnotify import ENV_NOTIFY_SOCKET
+
+__all__ = ["DAEMON_START_TIMEOUT", "Boot", "load_the_app"]
+
+log = logging.getLogger("starman.master")
+
+# How long the --daemonize launcher waits for the daemon to report that it started.
+DAEMON_START_TIMEOUT = 60.0
+
+
+class Boot:
+    """What the master sets up before its loop: ``start()``, then always ``close()``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pid = os.getpid()
+        self.listeners: list[Listener] = []
+        self.app: Callable[..., Any] | None = None
+        # gc stays off in the master (copy-on-write), on again in each worker
+        self.gc_recipe = False
+        self.notify_env: dict[str, str] = {}
+        self.pidfile: PidFile | None = None
+        self.ssl_context: Any = None  # an ssl.SSLContext when a listener speaks TLS
+        self._daemon_pipe: int | None = None
+
+    def start(self) -> bool:
+        """Set everything up; False in a --daemonize launcher (its work is done)."""
+        s = self.settings
+        uid, gid, name = resolve_ids(s.user, s.group)
+        self.listeners = resolve_listeners(s, os.environ)
+        if any(lst.tls for lst in self.listeners):
+            # Read the key once, here, before privileges are dropped (it is often 0600).
+            from starman.worker.tls import TLSError, server_context
+
+            assert s.ssl_cert is not None  # config: TLS needs --ssl-cert
+            try:
+                self.ssl_context = server_context(s.ssl_cert, s.ssl_key)
+            except TLSError as exc:
+                raise MasterError(str(exc)) from None  # close() closes the listeners
+        for lst in self.listeners:
+            log.info("listening on %s", lst.describe())
+        drop_privileges(uid, gid, name)
+        os.environ["STARMAN_ENV"] = s.env
+        add_include_dirs(s.include)
+        if s.module or s.preload_app:
+            # Copy-on-write: a collection in the master would write to objects that
+            # every worker shares, so none runs there.
+            gc.disable()
+            self.gc_recipe = True
+        for note in preload_modules(s.module):
+            log.info("%s", note)
+        if s.preload_app:
+            self.app = load_the_app(s)
+            log.info("app preloaded in the master")
+        elif s.app is not None or s.eval is None:
+            check_target(s.app)
+        if s.daemonize and not self._daemonize():
+            # The launcher: the daemon owns the sockets (and their unlinking) now.
+            for lst in self.listeners:
+                lst.unlink_path = None
+            return False
+        s = self.settings
+        if s.error_log:
+            redirect_stderr(s.error_log)
+        raw_notify = os.environ.pop(ENV_NOTIFY_SOCKET, None)
+        if raw_notify:
+            self.notify_env = {ENV_NOTIFY_SOCKET: raw_notify}
+        if s.pid:
+            self.pidfile = PidFile(s.pid)
+            try:
+                self.pidfile.acquire()
+            except PidFileError as exc:
+                raise MasterError(str(exc)) from None
+        if self._daemon_pipe is not None:
+            os.write(self._daemon_pipe, b"1")
+            os.close(self._daemon_pipe)
+            self._daemon_pipe = None
+        return True
+
+    def _daemonize(self) -> bool:
+        """True in the daemon, False in the launcher (after the daemon started)."""
+        s = self.settings
+
+        def absolute(path: str | None) -> str | None:
+            return os.path.abspath(path) if path else path
+
+        self.settings = s.replace(
+            pid=absolute(s.pid),
+            error_log=absolute(s.error_log),
+            access_log=absolute(s.access_log),
+            status_file=absolute(s.status_file),
+        )
+        self._daemon_pipe = daemonize(DAEMON_START_TIMEOUT)
+        if self._daemon_pipe is None:
+            return False
+        self.pid = os.getpid()
+        return True
+
+    def close(self) -> None:
+        """Close the listeners and remove the pid file (after the loop, or a failure)."""
+        close_listeners(self.listeners)
+        if self.pidfile is not None:
+            self.pidfile.release()
+
+
+def load_the_app(s: Settings) -> Callable[..., Any]:
+    """Load the app (master with --preload-app, or a worker); raise AppImportError."""
+    try:
+        app = load_app(s.app, s.eval, factory=s.factory)
+    except AppImportError:
+        raise
+    except Exception as exc:
+        # The user's module raised: their traceback is the useful part.
+        log.exception("error while loading the app")
+        raise AppImportError(
+            f"cannot import app {s.app or s.eval or 'app.py'!r}: it raised {type(exc).__name__}: {exc}"
+        ) from None
+    if s.env == "development" and s.default_middleware:
+        from wsgiref.validate import validator
+
+        app = validator(app)
+    return app
