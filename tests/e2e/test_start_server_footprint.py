@@ -1,4 +1,4 @@
-"""start_server's long-lived supervisor stays small (issue 6: RSS <= 12 MB).
+"""start_server's long-lived supervisor stays small (the RSS target: docs/benchmarks.md §5).
 
 It re-execs itself as ``python -S`` once it knows it will supervise, and imports only
 what supervising needs. These tests guard the import set and the re-exec's
@@ -18,8 +18,8 @@ import pytest
 
 from tests.helpers import PY, REPO, wait_for
 
-# Each would stay loaded for the supervisor's whole life (measured RSS in the module
-# comments): only start-up errors, --config, --wait-ready, a piped log or the
+# Each would stay loaded for the supervisor's whole life (what each costs:
+# docs/benchmarks.md §4): only start-up errors, --config, --wait-ready, a piped log or the
 # --restart/--stop client may import them.
 HEAVY = (
     "dataclasses",
@@ -41,7 +41,8 @@ HEAVY = (
 SUPERVISE_IMPORTS = f"""
 import sys
 sys.path.insert(0, {REPO!r})
-from start_server import cli, config, listen
+from start_server import cli, config
+from start_server.common import listen
 settings, command = config.load(["--port", "127.0.0.1:0", "--", "true"], {{}})
 config.check(settings, command)
 from start_server import supervisor
