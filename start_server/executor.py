@@ -18,10 +18,11 @@ from start_server.common.portspec import (
     ENV_LISTEN_FDNAMES,
     ENV_LISTEN_FDS,
     ENV_LISTEN_PID,
+    ENV_NOTIFY_SOCKET,
     ENV_PORT,
 )
 from start_server.common.proc import ExecError, atomic_write, spawn
-from start_server.common.sdnotify import ENV_NOTIFY_SOCKET, notify
+from start_server.common.sdnotify import notify
 from start_server.common.sigwake import SignalWaker
 from start_server.config import (
     ENV_AUTO_RESTART_INTERVAL,

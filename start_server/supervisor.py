@@ -17,9 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from start_server import generation_records as rec
 from start_server import generations as gen
-from start_server.common.portspec import format_server_starter_port
+from start_server.common.portspec import ENV_NOTIFY_SOCKET, format_server_starter_port
 from start_server.common.proc import PidFile, PidFileError, reap
-from start_server.common.sdnotify import ENV_NOTIFY_SOCKET
 from start_server.common.sigwake import SignalWaker
 from start_server.config import ENV_ENVDIR, Settings
 from start_server.executor import Executor, load_envdir

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from start_server.common.record import Record
 
 # typing is for mypy only: start_server's long-lived supervisor parses its command line
-# with this module and keeps what it imports (typing ~0.6 MB RSS).
+# with this module and keeps what it imports.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, NoReturn
@@ -271,8 +271,8 @@ class _Formatter(argparse.HelpFormatter):
     """argparse's formatter, told its width so it does not import shutil to ask.
 
     argparse builds a formatter for every add_argument, and without a width it imports
-    shutil (with bz2, lzma, fnmatch): ~1 MB RSS that start_server's long-lived
-    supervisor, which parses its command line with this module, would keep.
+    shutil (with bz2, lzma, fnmatch), which start_server's long-lived supervisor, which
+    parses its command line with this module, would keep.
     """
 
     def __init__(self, prog: str) -> None:
@@ -450,7 +450,7 @@ def load_toml_table(path: str, table: str, options: Sequence[Option]) -> dict[st
     file can hold ``[start_server]`` and ``[starman]``.
     """
     # Imported here, not at the top: only --config needs them, and start_server's
-    # long-lived supervisor keeps whatever it imports (tomllib ~0.4 MB RSS).
+    # long-lived supervisor keeps whatever it imports.
     import difflib
 
     if sys.version_info >= (3, 11):
