@@ -102,7 +102,8 @@ class Params(Record):
 
     @property
     def effective_kill_old_delay(self) -> float:
-        """Perl: KILL_OLD_DELAY if defined, else 5 with auto-restart, else 0."""
+        """Perl: KILL_OLD_DELAY if defined, else AUTO_RESTART_KILL_OLD_DELAY with
+        auto-restart, else 0."""
         if self.kill_old_delay is not None:
             return self.kill_old_delay
         return AUTO_RESTART_KILL_OLD_DELAY if self.auto_restart else 0.0

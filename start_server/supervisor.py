@@ -1,9 +1,7 @@
-"""The superdaemon's loop: bind, export, spawn, then turn signals and exits into events.
+"""The superdaemon's loop: set up, then turn signals, exits and READY=1 into events for
+``generations.on_event``, whose actions start_server.executor carries out.
 
-The decisions are ``generations.on_event``'s and start_server.executor carries them out;
-this module feeds the policy and waits on the SignalWaker (and the notify sockets) with
-the time left to the next deadline. Raises SupervisorError for setup failures; never
-imports psutil.
+Raises SupervisorError for setup failures; never imports psutil.
 """
 
 from __future__ import annotations
@@ -35,14 +33,9 @@ from start_server.startup import (
 
 __all__ = ["SupervisorError", "run"]
 
-HANDLED_SIGNALS = (
-    signal.SIGHUP,
-    signal.SIGTERM,
-    signal.SIGINT,
-    signal.SIGQUIT,
-    signal.SIGALRM,
-    signal.SIGCHLD,
-)
+# Signals that only wake the loop up: a child to reap, a deadline.
+WAKEUP_SIGNALS = (signal.SIGALRM, signal.SIGCHLD)
+HANDLED_SIGNALS = (signal.SIGHUP, *gen.STOP_SIGNALS, *WAKEUP_SIGNALS)
 
 
 class Supervisor:
@@ -160,7 +153,7 @@ class Supervisor:
                 self.forget(status.pid)
                 self.feed(rec.ChildExited(status))
             for sig in signals:
-                if self.exit is None and sig not in (signal.SIGCHLD, signal.SIGALRM):
+                if self.exit is None and sig not in WAKEUP_SIGNALS:
                     self.feed(rec.Signalled(sig))
             if self.exit is None:
                 self.feed(rec.Tick())
