@@ -2,12 +2,15 @@
 
 ``python docs/generate.py`` rewrites them; ``python docs/generate.py --check`` exits 1 and
 names the stale files instead (tests/unit/test_docs_generated.py runs the same check).
+The renderers (Markdown and man(7)) live here: the programs never render their own docs.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+from collections.abc import Sequence
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -17,7 +20,153 @@ from starman import access  # noqa: E402
 from starman import config as starman_config  # noqa: E402
 from start_server import __version__ as start_server_version  # noqa: E402
 from start_server import config as start_server_config  # noqa: E402
-from start_server.common.options import render_man, render_markdown  # noqa: E402
+from start_server.common.options import Option  # noqa: E402
+
+# --------------------------------------------------------------------------- renderers
+
+
+def default_text(opt: Option) -> str:
+    """The default as the docs show it (``doc_default`` when the value is machine-made)."""
+    if opt.doc_default is not None:
+        return opt.doc_default
+    value = opt.default
+    if opt.flag:
+        return "on" if value else "off"
+    if value is None or value == [] or value == ():
+        return "none"
+    if isinstance(value, signal.Signals):
+        return value.name[3:]
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, int) and opt.convert.__name__ == "to_size":
+        for unit, size in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+            if value and value % size == 0:
+                return f"{value // size}{unit}"
+    return str(value)
+
+
+def _spelling_line(opt: Option, sep: str = " ") -> list[str]:
+    """Every way to write the option, with its metavar: ``--port SPEC``, ``-p SPEC``."""
+    arg = "" if opt.flag else sep + (opt.metavar or opt.name.upper())
+    words = [opt.flag_name + arg]
+    words += [a + arg for a in opt.aliases]
+    words += [
+        s + ("" if opt.flag else " " + (opt.metavar or opt.name.upper()))
+        for s in opt.short
+    ]
+    if opt.negatable:
+        words += [s for s in opt.spellings if s.startswith(("--no-", "--disable-"))]
+    return words
+
+
+def _toml_key(opt: Option) -> str:
+    return "" if opt.cli_only else opt.name.replace("_", "-")
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_markdown(
+    prog: str,
+    options: Sequence[Option],
+    *,
+    usage: str,
+    description: str,
+    toml_table: str,
+) -> str:
+    """One program's section of the options reference, as Markdown."""
+    lines = [
+        f"## {prog}",
+        "",
+        "```",
+        f"usage: {usage}",
+        "```",
+        "",
+        description,
+        "",
+        f"TOML: keys of the `[{toml_table}]` table of the `--config` file, spelled as the "
+        "long option (`-` or `_`). Precedence: command line > environment > file > default.",
+        "",
+        "| Option | Default | TOML key | Env | Description |",
+        "|---|---|---|---|---|",
+    ]
+    for opt in options:
+        spell = "<br>".join(f"`{w}`" for w in _spelling_line(opt))
+        key = f"`{_toml_key(opt)}`" if not opt.cli_only else "CLI only"
+        env = f"`{opt.env}`" if opt.env else ""
+        lines.append(
+            f"| {spell} | {_md_escape(default_text(opt))} | {key} | {env} | "
+            f"{_md_escape(opt.help)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _roff(text: str) -> str:
+    """Escape text for a roff line: backslashes, hyphens, and a leading dot or quote."""
+    out = text.replace("\\", "\\e").replace("-", "\\-")
+    if out.startswith((".", "'")):
+        out = "\\&" + out
+    return out
+
+
+def render_man(
+    prog: str,
+    options: Sequence[Option],
+    *,
+    usage: str,
+    description: str,
+    summary: str,
+    version: str,
+    toml_table: str,
+    sections: Sequence[tuple[str, str]] = (),
+) -> str:
+    """A man(7) page for ``prog``: NAME, SYNOPSIS, DESCRIPTION, OPTIONS, then ``sections``.
+
+    ``sections`` are (TITLE, text) pairs; blank lines in the text separate paragraphs and
+    lines that start with two spaces are shown verbatim. No date, so the output only
+    changes when the table does.
+    """
+    out = [
+        f'.TH {prog.upper().replace("-", "_")} 1 "" "{prog} {version}" "User Commands"',
+        ".SH NAME",
+        f"{_roff(prog)} \\- {_roff(summary)}",
+        ".SH SYNOPSIS",
+        _roff(usage),
+        ".SH DESCRIPTION",
+        _roff(description),
+        ".SH OPTIONS",
+        _roff(
+            f"Options can also be set in the [{toml_table}] table of the --config file, "
+            "keyed by the long option name. Precedence: command line > environment > "
+            "file > default."
+        ),
+    ]
+    for opt in options:
+        out.append(".TP")
+        out.append(".B " + _roff(", ".join(_spelling_line(opt))))
+        text = opt.help.rstrip(".") + ". Default: " + default_text(opt) + "."
+        if opt.env:
+            text += f" Environment: {opt.env}."
+        if opt.cli_only:
+            text += " Command line only."
+        out.append(_roff(text))
+    for title, body in sections:
+        out.append(".SH " + _roff(title.upper()))
+        for para in body.strip("\n").split("\n\n"):
+            para_lines = para.split("\n")
+            if all(line.startswith("  ") for line in para_lines):
+                out.append(".PP")
+                out.append(".nf")
+                out += [_roff(line) for line in para_lines]
+                out.append(".fi")
+            else:
+                out.append(".PP")
+                out.append(_roff(" ".join(line.strip() for line in para_lines)))
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- the pages
 
 START_SERVER_SECTIONS = (
     (

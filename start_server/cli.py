@@ -23,11 +23,11 @@ def _error(message: str) -> None:
     sys.stderr.flush()
 
 
-# The supervisor lives as long as the service, so issue 6 caps its RSS at 12 MB. The
-# interpreter's start-up alone is 10.6 MB RSS on CPython 3.11 with site (the venv's
-# editable-install finder imports pathlib, fnmatch, urllib.parse, ipaddress...) and
-# 8.3 MB without it (``-S``); start_server's own modules and what they import add
-# ~3 MB. So once the command line is known to start a supervisor, the program replaces
+# The supervisor lives as long as the service, so its RSS has a budget (the target and
+# the measurements: docs/benchmarks.md, "start_server's own memory"). The interpreter's
+# start-up alone is most of it with site (the venv's editable-install finder imports
+# pathlib, fnmatch, urllib.parse, ipaddress...), and clearly less without it (``-S``);
+# start_server's own modules and what they import come on top. So once the command line is known to start a supervisor, the program replaces
 # itself (same pid) with ``python -S``, whose sys.path is the stdlib plus the
 # directories below, and parses the same arguments again. The environment is passed
 # on untouched, so the children see exactly what they would without the re-exec.

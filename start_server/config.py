@@ -30,8 +30,15 @@ from start_server.common.portspec import (
     parse_port_spec,
 )
 from start_server.common.record import Record
+from start_server.generation_records import (
+    AUTO_RESTART_KILL_OLD_DELAY,
+    DEFAULT_AUTO_RESTART_INTERVAL,
+    DEFAULT_INTERVAL,
+    DEFAULT_READY_TIMEOUT,
+    DEFAULT_SIGNAL,
+)
 
-# typing is for mypy only (~0.6 MB RSS kept by the long-lived supervisor).
+# typing is for mypy only: the long-lived supervisor would keep it.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -56,15 +63,22 @@ DESCRIPTION = (
     "program before retiring the old one."
 )
 
-# Perl's start_server defaults its listen backlog to Socket::SOMAXCONN().
+# Perl's start_server defaults its listen backlog to Socket::SOMAXCONN() (machine-made,
+# so the docs show the name).
 DEFAULT_BACKLOG = socket.SOMAXCONN
+DEFAULT_BACKLOG_TEXT = "SOMAXCONN"
 
-# Perl: $ENV{AUTO_RESTART_INTERVAL} ||= 360 (so 0 also means 360).
-DEFAULT_AUTO_RESTART_INTERVAL = 360.0
+DEFAULT_LOG_LEVEL = "info"
 
-# --wait-ready's deadline: room for a slow app import, and with starman's drain
-# (--graceful-timeout 30) still inside --restart's default --wait-timeout of 60.
-DEFAULT_READY_TIMEOUT = 30.0
+# Server::Starter's compatibility variables: read as their options, and exported to the
+# server program when the option is given.
+ENV_KILL_OLD_DELAY = "KILL_OLD_DELAY"
+ENV_ENVDIR = "ENVDIR"
+ENV_ENABLE_AUTO_RESTART = "ENABLE_AUTO_RESTART"
+ENV_AUTO_RESTART_INTERVAL = "AUTO_RESTART_INTERVAL"
+
+# --restart and --stop give up after this many seconds.
+DEFAULT_WAIT_TIMEOUT = 60.0
 
 
 def _to_positive_float(text: str) -> float:
@@ -112,8 +126,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "interval",
         to_nonneg_float,
-        1.0,
-        "seconds a new generation must stay alive to count as started (default: 1)",
+        DEFAULT_INTERVAL,
+        "seconds a new generation must stay alive to count as started "
+        f"(default: {DEFAULT_INTERVAL:g})",
         metavar="SECS",
     ),
     Option(
@@ -139,22 +154,24 @@ OPTIONS: tuple[Option, ...] = (
         to_nonneg_float,
         None,
         "seconds to wait after a new generation started before signalling the old one "
-        "(default: 5 with --enable-auto-restart, else 0)",
+        f"(default: {AUTO_RESTART_KILL_OLD_DELAY:g} with --enable-auto-restart, else 0)",
         metavar="SECS",
-        env="KILL_OLD_DELAY",
+        env=ENV_KILL_OLD_DELAY,
     ),
     Option(
         "signal_on_hup",
         to_signal,
         None,
-        "signal sent to old generations after a restart (default: TERM)",
+        "signal sent to old generations after a restart "
+        f"(default: {DEFAULT_SIGNAL.name[3:]})",
         metavar="SIGNAL",
     ),
     Option(
         "signal_on_term",
         to_signal,
         None,
-        "signal forwarded to the generations when start_server gets TERM (default: TERM)",
+        "signal forwarded to the generations when start_server gets TERM "
+        f"(default: {DEFAULT_SIGNAL.name[3:]})",
         metavar="SIGNAL",
     ),
     Option(
@@ -188,8 +205,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "log_level",
         to_log_level,
-        "info",
-        "start_server's own messages: debug, info, warning or error (default: info)",
+        DEFAULT_LOG_LEVEL,
+        "start_server's own messages: debug, info, warning or error "
+        f"(default: {DEFAULT_LOG_LEVEL})",
         metavar="LEVEL",
     ),
     Option(
@@ -206,7 +224,7 @@ OPTIONS: tuple[Option, ...] = (
         "directory of environment variables (one file per variable, first line is the "
         "value), re-read before each restart",
         metavar="DIR",
-        env="ENVDIR",
+        env=ENV_ENVDIR,
     ),
     Option(
         "enable_auto_restart",
@@ -214,23 +232,24 @@ OPTIONS: tuple[Option, ...] = (
         False,
         "restart the server program every --auto-restart-interval seconds",
         flag=True,
-        env="ENABLE_AUTO_RESTART",
+        env=ENV_ENABLE_AUTO_RESTART,
     ),
     Option(
         "auto_restart_interval",
         to_nonneg_float,
         None,
-        "seconds between automatic restarts (default: 360)",
+        "seconds between automatic restarts "
+        f"(default: {DEFAULT_AUTO_RESTART_INTERVAL:g})",
         metavar="SECS",
-        env="AUTO_RESTART_INTERVAL",
+        env=ENV_AUTO_RESTART_INTERVAL,
     ),
     Option(
         "backlog",
         to_positive_int,
         DEFAULT_BACKLOG,
-        "listen backlog (default: SOMAXCONN)",
+        f"listen backlog (default: {DEFAULT_BACKLOG_TEXT})",
         metavar="N",
-        doc_default="SOMAXCONN",
+        doc_default=DEFAULT_BACKLOG_TEXT,
     ),
     Option(
         "restart",
@@ -244,9 +263,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "wait_timeout",
         to_nonneg_float,
-        60.0,
+        DEFAULT_WAIT_TIMEOUT,
         "with --restart or --stop: give up (exit 1) after this many seconds; 0 waits "
-        "forever as Perl does (default: 60)",
+        f"forever as Perl does (default: {DEFAULT_WAIT_TIMEOUT:g})",
         metavar="SECS",
     ),
     Option(
@@ -287,7 +306,7 @@ class Settings(Record):
     wait_ready: bool
     ready_timeout: float
     kill_old_delay: float | None
-    signal_on_hup: signal.Signals | None  # None: TERM
+    signal_on_hup: signal.Signals | None  # None: DEFAULT_SIGNAL
     signal_on_term: signal.Signals | None
     status_file: str | None
     pid_file: str | None

@@ -1,9 +1,8 @@
 """start_server's own messages: one line each on stderr, filtered by ``--log-level``.
 
 The Perl original prints bare lines (``start_server (pid:1) starting now...``); so do
-we, without the logging package, which costs ~1.3 MB RSS in the long-lived supervisor
-(measured on CPython 3.11; issue 6 wants the supervisor under 12 MB). The calls keep
-logging's shape: ``log.info("spawned %d", pid)``.
+we, without the logging package, which the long-lived supervisor would keep loaded for
+its whole life (its memory budget: docs/benchmarks.md). The calls keep logging's shape: ``log.info("spawned %d", pid)``.
 """
 
 from __future__ import annotations

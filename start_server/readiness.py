@@ -33,8 +33,9 @@ _UCRED = struct.Struct("iII")
 _SO_PASSCRED = getattr(socket, "SO_PASSCRED", None)
 _SCM_CREDENTIALS = getattr(socket, "SCM_CREDENTIALS", None)
 MAX_DATAGRAM = 4096
-# AF_UNIX paths are limited to 108 bytes (107 usable).
-_MAX_PATH = 100
+# The longest TMPDIR used for the notify directory: it leaves room, within
+# MAX_UNIX_PATH, for the directory's and the sockets' names.
+_MAX_BASE = 60
 
 
 class Message(Record):
@@ -111,10 +112,10 @@ class NotifyListener:
 
     def __init__(self) -> None:
         # A private directory made by hand: tempfile would pull in shutil, random, bz2
-        # and lzma (~0.9 MB RSS in the long-lived supervisor). os.mkdir fails on an
+        # and lzma, kept by the long-lived supervisor. os.mkdir fails on an
         # existing name, so a name chosen in advance cannot be hijacked.
         base = os.environ.get("TMPDIR") or "/tmp"
-        if len(base) > _MAX_PATH - 40 or not os.path.isdir(base):
+        if len(base) > _MAX_BASE or not os.path.isdir(base):
             base = "/tmp"
         while True:
             name = f"start_server-notify-{os.getpid()}-{os.urandom(4).hex()}"

@@ -57,8 +57,8 @@ def _resolve(
     if ":" in host:
         return socket.AF_INET6, (host, port)
     # Perl resolves a name with gethostbyname: IPv4 only, the first address. An ASCII
-    # name goes as bytes: for str, getaddrinfo loads the idna codec (with unicodedata,
-    # ~0.3 MB RSS kept by start_server's long-lived supervisor).
+    # name goes as bytes: for str, getaddrinfo loads the idna codec (with unicodedata),
+    # which start_server's long-lived supervisor would keep.
     name = host.encode("ascii") if host.isascii() else host
     infos = socket.getaddrinfo(name, port, socket.AF_INET, socket.SOCK_STREAM)
     address = infos[0][4]

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from start_server.common.record import Record
 
 # typing is for mypy only: start_server's long-lived supervisor parses its command line
-# with this module and keeps what it imports (typing ~0.6 MB RSS).
+# with this module and keeps what it imports.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, NoReturn
@@ -28,8 +28,6 @@ __all__ = [
     "UsageError",
     "load_toml_table",
     "merge",
-    "render_man",
-    "render_markdown",
     "to_bool",
     "to_float",
     "to_int",
@@ -173,7 +171,8 @@ class Option(Record):
     ``-``. A ``flag`` takes no value (TOML: a boolean); ``negatable`` flags also accept
     ``--no-NAME`` and ``--disable-NAME``/``--enable-NAME``. ``repeat`` collects every use in
     order. ``env`` is a compatibility environment variable (Server::Starter's). ``cli_only``
-    rows (``--restart``, ``--help``...) are not accepted in a TOML file.
+    rows (``--restart``, ``--help``...) are not accepted in a TOML file. ``doc_default``
+    is what the generated docs show as the default when the value is machine-made.
     """
 
     __slots__ = (
@@ -223,13 +222,6 @@ class Option(Record):
         self.doc_default = doc_default
 
     @property
-    def default_text(self) -> str:
-        """The default as the docs show it (``doc_default`` when the value is machine-made)."""
-        if self.doc_default is not None:
-            return self.doc_default
-        return _show_default(self)
-
-    @property
     def flag_name(self) -> str:
         """The long option as typed: ``--kill-old-delay``."""
         return "--" + self.name.replace("_", "-")
@@ -244,23 +236,6 @@ class Option(Record):
             if not base.startswith(("enable-", "disable-")):
                 names += ["--enable-" + base, "--disable-" + base]
         return tuple(names)
-
-
-def _show_default(opt: Option) -> str:
-    value = opt.default
-    if opt.flag:
-        return "on" if value else "off"
-    if value is None or value == [] or value == ():
-        return "none"
-    if isinstance(value, signal.Signals):
-        return value.name[3:]
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, int) and opt.convert.__name__ == "to_size":
-        for unit, size in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
-            if value and value % size == 0:
-                return f"{value // size}{unit}"
-    return str(value)
 
 
 def _describe_error(opt: Option, raw: object, exc: ValueError) -> str:
@@ -296,8 +271,8 @@ class _Formatter(argparse.HelpFormatter):
     """argparse's formatter, told its width so it does not import shutil to ask.
 
     argparse builds a formatter for every add_argument, and without a width it imports
-    shutil (with bz2, lzma, fnmatch): ~1 MB RSS that start_server's long-lived
-    supervisor, which parses its command line with this module, would keep.
+    shutil (with bz2, lzma, fnmatch), which start_server's long-lived supervisor, which
+    parses its command line with this module, would keep.
     """
 
     def __init__(self, prog: str) -> None:
@@ -475,7 +450,7 @@ def load_toml_table(path: str, table: str, options: Sequence[Option]) -> dict[st
     file can hold ``[start_server]`` and ``[starman]``.
     """
     # Imported here, not at the top: only --config needs them, and start_server's
-    # long-lived supervisor keeps whatever it imports (tomllib ~0.4 MB RSS).
+    # long-lived supervisor keeps whatever it imports.
     import difflib
 
     if sys.version_info >= (3, 11):
@@ -530,130 +505,3 @@ def merge(
             default = opt.default
             merged[opt.name] = list(default) if isinstance(default, list) else default
     return merged
-
-
-# --------------------------------------------------------------------------- docs
-# The options reference (docs/options.md) and the man pages (docs/*.1) are rendered from
-# the same rows as --help, by docs/generate.py; a test fails when the committed copies
-# are stale.
-
-
-def _spelling_line(opt: Option, sep: str = " ") -> list[str]:
-    """Every way to write the option, with its metavar: ``--port SPEC``, ``-p SPEC``."""
-    arg = "" if opt.flag else sep + (opt.metavar or opt.name.upper())
-    words = [opt.flag_name + arg]
-    words += [a + arg for a in opt.aliases]
-    words += [
-        s + ("" if opt.flag else " " + (opt.metavar or opt.name.upper()))
-        for s in opt.short
-    ]
-    if opt.negatable:
-        words += [s for s in opt.spellings if s.startswith(("--no-", "--disable-"))]
-    return words
-
-
-def _toml_key(opt: Option) -> str:
-    return "" if opt.cli_only else opt.name.replace("_", "-")
-
-
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
-def render_markdown(
-    prog: str,
-    options: Sequence[Option],
-    *,
-    usage: str,
-    description: str,
-    toml_table: str,
-) -> str:
-    """One program's section of the options reference, as Markdown."""
-    lines = [
-        f"## {prog}",
-        "",
-        "```",
-        f"usage: {usage}",
-        "```",
-        "",
-        description,
-        "",
-        f"TOML: keys of the `[{toml_table}]` table of the `--config` file, spelled as the "
-        "long option (`-` or `_`). Precedence: command line > environment > file > default.",
-        "",
-        "| Option | Default | TOML key | Env | Description |",
-        "|---|---|---|---|---|",
-    ]
-    for opt in options:
-        spell = "<br>".join(f"`{w}`" for w in _spelling_line(opt))
-        key = f"`{_toml_key(opt)}`" if not opt.cli_only else "CLI only"
-        env = f"`{opt.env}`" if opt.env else ""
-        lines.append(
-            f"| {spell} | {_md_escape(opt.default_text)} | {key} | {env} | "
-            f"{_md_escape(opt.help)} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def _roff(text: str) -> str:
-    """Escape text for a roff line: backslashes, hyphens, and a leading dot or quote."""
-    out = text.replace("\\", "\\e").replace("-", "\\-")
-    if out.startswith((".", "'")):
-        out = "\\&" + out
-    return out
-
-
-def render_man(
-    prog: str,
-    options: Sequence[Option],
-    *,
-    usage: str,
-    description: str,
-    summary: str,
-    version: str,
-    toml_table: str,
-    sections: Sequence[tuple[str, str]] = (),
-) -> str:
-    """A man(7) page for ``prog``: NAME, SYNOPSIS, DESCRIPTION, OPTIONS, then ``sections``.
-
-    ``sections`` are (TITLE, text) pairs; blank lines in the text separate paragraphs and
-    lines that start with two spaces are shown verbatim. No date, so the output only
-    changes when the table does.
-    """
-    out = [
-        f'.TH {prog.upper().replace("-", "_")} 1 "" "{prog} {version}" "User Commands"',
-        ".SH NAME",
-        f"{_roff(prog)} \\- {_roff(summary)}",
-        ".SH SYNOPSIS",
-        _roff(usage),
-        ".SH DESCRIPTION",
-        _roff(description),
-        ".SH OPTIONS",
-        _roff(
-            f"Options can also be set in the [{toml_table}] table of the --config file, "
-            "keyed by the long option name. Precedence: command line > environment > "
-            "file > default."
-        ),
-    ]
-    for opt in options:
-        out.append(".TP")
-        out.append(".B " + _roff(", ".join(_spelling_line(opt))))
-        text = opt.help.rstrip(".") + ". Default: " + opt.default_text + "."
-        if opt.env:
-            text += f" Environment: {opt.env}."
-        if opt.cli_only:
-            text += " Command line only."
-        out.append(_roff(text))
-    for title, body in sections:
-        out.append(".SH " + _roff(title.upper()))
-        for para in body.strip("\n").split("\n\n"):
-            para_lines = para.split("\n")
-            if all(line.startswith("  ") for line in para_lines):
-                out.append(".PP")
-                out.append(".nf")
-                out += [_roff(line) for line in para_lines]
-                out.append(".fi")
-            else:
-                out.append(".PP")
-                out.append(_roff(" ".join(line.strip() for line in para_lines)))
-    return "\n".join(out) + "\n"

@@ -2,12 +2,12 @@
 
 Why not dataclasses: start_server's supervisor and starman's master live as long as the
 service and keep what they import, and every starman worker shares the master's heap.
-Measured on CPython 3.11, ``import dataclasses`` adds ~1.5 MB RSS (it imports inspect,
-ast, dis and tokenize) and each class execs generated methods; 30 such classes cost
-1.9 MB, 30 Records 0.9 MB (issue 6: the supervisor must stay under 12 MB). starman's
-master, after the same change, holds 0.7 MB (3.11) to 0.8 MB (3.13) less heap. A subclass lists its fields in ``__slots__`` and assigns them in ``__init__``;
-instances compare equal when they have the same class and the same field values.
-Records are not frozen: the value ones are simply never mutated.
+``import dataclasses`` costs much memory (it imports inspect, ast, dis and tokenize) and
+each class execs generated methods; a Record class costs much less, in the supervisor
+and in starman's master alike (the figures: docs/benchmarks.md, "start_server's own
+memory"). A subclass lists its fields in ``__slots__`` and assigns them in
+``__init__``; instances compare equal when they have the same class and the same field
+values. Records are not frozen: the value ones are simply never mutated.
 """
 
 from __future__ import annotations

@@ -10,9 +10,10 @@ import os
 import socket
 from collections.abc import Mapping
 
-__all__ = ["ENV_NOTIFY_SOCKET", "notify", "notify_address"]
+# Declared with the other shared variable names; importable from here as well.
+from start_server.common.portspec import ENV_NOTIFY_SOCKET
 
-ENV_NOTIFY_SOCKET = "NOTIFY_SOCKET"
+__all__ = ["ENV_NOTIFY_SOCKET", "notify", "notify_address"]
 
 
 def notify_address(env: Mapping[str, str] | None = None) -> str | None:

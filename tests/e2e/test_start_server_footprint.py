@@ -1,9 +1,9 @@
-"""start_server's long-lived supervisor stays small (issue 6: RSS <= 12 MB).
+"""start_server's long-lived supervisor stays small (its RSS target: docs/benchmarks.md).
 
 It re-execs itself as ``python -S`` once it knows it will supervise, and imports only
 what supervising needs. These tests guard the import set and the re-exec's
 transparency (same pid, same environment for the children); the memory figures
-themselves are in docs/benchmarks.md §4.
+themselves are in docs/benchmarks.md, "start_server's own memory".
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import pytest
 
 from tests.harness.process import PY, REPO, wait_for
 
-# Each would stay loaded for the supervisor's whole life (measured RSS in the module
-# comments): only start-up errors, --config, --wait-ready, a piped log or the
+# Each would stay loaded for the supervisor's whole life (what each costs:
+# docs/benchmarks.md): only start-up errors, --config, --wait-ready, a piped log or the
 # --restart/--stop client may import them.
 HEAVY = (
     "dataclasses",

@@ -1,4 +1,4 @@
-"""start_server black-box: generations, signals, files and options (spec §6)."""
+"""start_server black-box: generations, signals, files and options (docs/server-starter-compat.md)."""
 
 from __future__ import annotations
 

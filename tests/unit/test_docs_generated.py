@@ -11,7 +11,7 @@ import pytest
 
 from starman import config as starman_config
 from start_server import config as start_server_config
-from start_server.common.options import Option, render_man, render_markdown, to_str
+from start_server.common.options import Option, to_str
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOCS = os.path.join(REPO, "docs")
@@ -66,7 +66,7 @@ def test_every_option_is_in_its_man_page_and_the_reference(
 
 def test_man_page_escapes_hyphens_backslashes_and_leading_dots() -> None:
     opt = Option("dry_run", to_str, None, ".hidden -x C:\\path", metavar="X")
-    page = render_man(
+    page = _generator().render_man(
         "demo",
         [opt],
         usage="demo [options]",
@@ -91,15 +91,18 @@ def test_markdown_escapes_pipes_and_marks_cli_only_rows() -> None:
         Option("log_file", to_str, None, 'a FILE or "| CMD"', metavar="FILE"),
         Option("stop", to_str, False, "stop it", flag=True, cli_only=True),
     ]
-    md = render_markdown("demo", rows, usage="demo", description="d", toml_table="demo")
+    md = _generator().render_markdown(
+        "demo", rows, usage="demo", description="d", toml_table="demo"
+    )
     assert '| `--log-file FILE` | none | `log-file` |  | a FILE or "\\| CMD" |' in md
     assert "| `--stop` | off | CLI only |  | stop it |" in md
 
 
 def test_machine_dependent_defaults_have_a_fixed_doc_text() -> None:
+    default_text = _generator().default_text
     backlog = next(o for o in start_server_config.OPTIONS if o.name == "backlog")
-    assert backlog.default_text == "SOMAXCONN"
-    sizes = {o.name: o.default_text for o in starman_config.OPTIONS}
+    assert default_text(backlog) == "SOMAXCONN"
+    sizes = {o.name: default_text(o) for o in starman_config.OPTIONS}
     assert sizes["max_request_body"] == "1G"
     assert sizes["body_buffer_size"] == "1M"
     assert sizes["graceful_timeout"] == "30"
