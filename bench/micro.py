@@ -34,12 +34,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from starman.http.body import empty_input  # noqa: E402
 from starman.http.events import PAUSED, Request  # noqa: E402
 from starman.http.h1 import ServerConnection  # noqa: E402
-from starman.wsgi.gateway import (  # noqa: E402
-    call_app,
+from starman.wsgi.environ import (  # noqa: E402
     connection_environ,
     request_environ,
     server_environ,
 )
+from starman.wsgi.response import call_app  # noqa: E402
 
 REQUEST = (
     b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"

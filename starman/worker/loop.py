@@ -30,15 +30,13 @@ from starman.http.events import (
 )
 from starman.http.h1 import ServerConnection, State
 from starman.worker.config import WorkerConfig
-from starman.wsgi.gateway import (
-    ClientDisconnected,
+from starman.wsgi.environ import (
     RequestRejected,
-    WSGIApp,
-    call_app,
     connection_environ,
     request_environ,
     server_environ,
 )
+from starman.wsgi.response import ClientDisconnected, WSGIApp, call_app
 from start_server.common.sigwake import SignalWaker
 
 if TYPE_CHECKING:  # ssl is imported at run time only when TLS is configured
