@@ -894,7 +894,7 @@ class _Worker:
     def finish(self, conn: _Conn, now: float) -> None:
         """The answer is written (or queued): next request, keep-alive wait or close."""
         h1 = conn.h1
-        if conn.out or conn.dead or conn.cleanups or not h1.next_cycle():
+        if conn.out or conn.dead or conn.cleanups or not h1.start_next_cycle():
             self.after_response(conn, now)
             return
         # after_response() for a finished keep-alive exchange, inline (h1 is IDLE again).
@@ -1266,9 +1266,15 @@ def rehearse(rounds: int = 64) -> int:
         server_sock.setblocking(False)
         client.settimeout(1.0)
         env = connection_environ(worker.server_env, None, None, unix=True)
-        conn = _Conn(
-            server_sock, ServerConnection(worker.date), env, True, True, worker
+        config = worker.config
+        h1 = ServerConnection(
+            worker.date,
+            limit_request_line=config.limit_request_line,
+            limit_request_fields=config.limit_request_fields,
+            limit_request_field_size=config.limit_request_field_size,
+            max_body=config.max_request_body,
         )
+        conn = _Conn(server_sock, h1, env, True, True, worker)
         worker.conns[conn.fd] = conn
         worker.set_mask(conn, _IN)
         for i in range(rounds):

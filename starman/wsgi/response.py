@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import IO, Any, Optional, Protocol
 
-from starman.http.h1 import ServerConnection, status_line
+from starman.http.h1 import ServerConnection
+from starman.http.writer import status_line
 
 __all__ = [
     "ClientDisconnected",
@@ -271,7 +272,7 @@ class _Response:
         self.headers_sent = True
         if self.environ.get("starman.harakiri.commit"):
             self.conn.close_after_response()
-        return self.conn.send_response_fields(
+        return self.conn.send_response(
             self.code,
             self.fields,
             line=self.line,
