@@ -383,7 +383,7 @@ def call_app(
     conn: ServerConnection,
     transport: Transport,
 ) -> None:
-    """Run one request through the app and write the response (spec §4.2).
+    """Run one request through the app and write the response (PEP 3333).
 
     Afterwards ``conn.our_state`` is DONE (``conn.keep_alive`` says whether to reuse the
     connection) or ERROR (abort: close now). App errors are logged, never raised.

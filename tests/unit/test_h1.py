@@ -326,7 +326,8 @@ def test_h1_pipelined_bad_method_in_the_same_read(
     second: bytes, later: bytes, status: int
 ) -> None:
     # Two good requests and a bad one in one read: the good ones are answered, then the
-    # bad one gets the status it would get alone (spec 3.5: 501 for FOO, 400 for get).
+    # bad one gets the status it would get alone (501 for the unknown method token FOO,
+    # 400 for get, not a method token).
     conn = make_conn()
     conn.receive_data(GET + GET + second)
     _answer_pipelined(conn, 2)
