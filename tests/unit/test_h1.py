@@ -20,6 +20,15 @@ from starman.http.events import (
 )
 from starman.http.h1 import LocalProtocolError, ServerConnection, State
 from starman.http.reader import keep_alive_wanted
+from starman.http.state import (
+    ABORT,
+    END,
+    NEXT_CYCLE,
+    OUR_TRANSITIONS,
+    RESPONSE,
+    THEIR_TRANSITIONS,
+    move,
+)
 from starman.http.writer import STATUS_LINES, Framing, response_framing
 from tests.unit.h1_driver import DATE, make_conn, replay
 
@@ -477,3 +486,50 @@ def test_h1_date_tail_follows_the_clock() -> None:
         b"D1",
         b"D2",
     ]
+
+
+def test_h1_fast_forms_end_where_the_step_by_step_path_ends() -> None:
+    fast, slow = make_conn(), make_conn()
+    fast.receive_data(GET)
+    slow.receive_data(GET)
+    assert fast.take_simple_request() is not None
+    events_of(slow)
+    assert fast.their_state is slow.their_state is State.DONE
+    assert fast.request == slow.request
+    head = fast.send_complete(200, STATUS_LINES[200], b"", None, False, 2)
+    assert head == slow.send_response(200, b"", content_length=2)
+    assert slow.frame_data(b"hi") == [b"hi"]
+    assert slow.send_end() == b""
+    assert fast.our_state is slow.our_state is State.DONE
+    assert fast.body_bytes_sent == slow.body_bytes_sent == 2
+    for conn in (fast, slow):
+        assert conn.start_next_cycle()
+        assert conn.their_state is conn.our_state is State.IDLE
+        assert conn.request is None
+
+
+def test_h1_out_of_order_response_calls_are_refused() -> None:
+    conn = make_conn()
+    conn.receive_data(GET)
+    events_of(conn)
+    with pytest.raises(LocalProtocolError):
+        conn.send_end()  # no response started
+    conn.send_response(200, b"", content_length=0)
+    with pytest.raises(LocalProtocolError):
+        conn.send_response(200, b"", content_length=0)
+    with pytest.raises(LocalProtocolError):
+        conn.send_complete(200, STATUS_LINES[200], b"", None, False, 0)
+    assert conn.start_next_cycle() is False  # the response has not ended
+    conn.send_end()
+    assert conn.start_next_cycle()
+
+
+def test_state_move_composes_the_table_steps() -> None:
+    assert move(THEIR_TRANSITIONS, Request, EndOfMessage) == (State.IDLE, State.DONE)
+    assert move(OUR_TRANSITIONS, RESPONSE, END) == (State.IDLE, State.DONE)
+    assert move(OUR_TRANSITIONS, NEXT_CYCLE) == (State.DONE, State.IDLE)
+    assert move(THEIR_TRANSITIONS, NEXT_CYCLE) == (State.DONE, State.IDLE)
+    with pytest.raises(ValueError):
+        move(OUR_TRANSITIONS, ABORT)  # from every state: not one transition
+    with pytest.raises(ValueError):
+        move(OUR_TRANSITIONS, END, RESPONSE)  # from no state
