@@ -83,10 +83,7 @@ class ServerConnection(ResponseWriter):
     ) -> None:
         ResponseWriter.__init__(self, date)
         reader = RequestReader(
-            limit_request_line=limit_request_line,
-            limit_request_fields=limit_request_fields,
-            limit_request_field_size=limit_request_field_size,
-            max_body=max_body,
+            limit_request_line, limit_request_fields, limit_request_field_size, max_body
         )
         self._reader = reader
         # Feed bytes from the peer; ``b""`` means the peer closed its side (EOF). The

@@ -116,7 +116,7 @@ class _Callbacks:
         "on_url",
     )
 
-    def __init__(self, reader: RequestReader) -> None:
+    def __init__(self, reader: _MessageRecorder) -> None:
         self.on_message_begin = reader._on_message_begin
         self.on_url = reader._on_url
         self.on_header = reader._on_header
@@ -126,8 +126,9 @@ class _Callbacks:
 
 
 class _MessageRecorder:
-    """The httptools callbacks (private, see ``_Callbacks``): record each request's parts
-    and apply the framing checks and limits, turning them into ``events``."""
+    """The reader's state and its httptools callbacks (private, see ``_Callbacks``):
+    record each request's parts and apply the framing checks and limits, turning them
+    into ``events``. ``RequestReader`` adds the feeding side."""
 
     # Slots: more attributes than CPython 3.11 shares between instance dicts, so without
     # them every reader would build and resize its own dict.
@@ -143,6 +144,7 @@ class _MessageRecorder:
         "_connection",
         "_cur_cl",
         "_dead",
+        "_eof",
         "_err",
         "_expect",
         "_feed_bodies",
@@ -163,6 +165,7 @@ class _MessageRecorder:
         "_nte",
         "_parser",
         "_prefix",
+        "_probe",
         "_te",
         "_upgrade",
         "_upgrade_left",
@@ -170,11 +173,9 @@ class _MessageRecorder:
         "events",
     )
 
-    _parser: httptools.HttpRequestParser  # set by RequestReader
-
+    # Positional (a keyword call costs more): one reader per connection.
     def __init__(
         self,
-        *,
         limit_request_line: int,
         limit_request_fields: int,
         limit_request_field_size: int,
@@ -184,11 +185,15 @@ class _MessageRecorder:
         self._limit_fields = limit_request_fields
         self._limit_field_size = limit_request_field_size
         self._max_body = max_body
+        self._parser = httptools.HttpRequestParser(_Callbacks(self))
         self.events: deque[Event | ProtocolError] = deque()
         # The parser is never fed again (error, upgrade, data after close).
         self._dead = False
         self._err: ProtocolError | None = None
-        # The first bytes of the current message, for the method probe (RequestReader).
+        self._eof = False
+        # The bytes of a rejected method token, kept to pick 400 or 501 (RequestReader).
+        self._probe: bytes | None = None
+        # The first bytes of the current message, for that method probe.
         self._prefix = b""
         # Messages completed by the current feed_data(), and whether one was chunked
         # (framing bytes whose length httptools does not report).
@@ -447,27 +452,7 @@ class RequestReader(_MessageRecorder):
     """Turns the peer's bytes (``feed``) into ``events``: Request, Data, EndOfMessage,
     ConnectionClosed, and at most one ProtocolError, always the last one."""
 
-    __slots__ = ("_eof", "_probe")
-
-    def __init__(
-        self,
-        *,
-        limit_request_line: int,
-        limit_request_fields: int,
-        limit_request_field_size: int,
-        max_body: int,
-    ) -> None:
-        _MessageRecorder.__init__(
-            self,
-            limit_request_line=limit_request_line,
-            limit_request_fields=limit_request_fields,
-            limit_request_field_size=limit_request_field_size,
-            max_body=max_body,
-        )
-        self._eof = False
-        # The bytes of a rejected method token, kept to pick 400 or 501.
-        self._probe: bytes | None = None
-        self._parser = httptools.HttpRequestParser(_Callbacks(self))
+    __slots__ = ()
 
     # ----------------------------------------------------------- what callers see
     def partial(self) -> bool:
