@@ -5,7 +5,7 @@
     python bench/fuzz.py -n 200000 --seed 7 --json /tmp/fuzz.json
 
 Each input is checked as in tests/unit/test_h1_fuzz.py (tests/fixtures/h1_fuzz.py): no
-exception but ProtocolError escapes, errors are spec statuses, well-formed requests parse as
+exception but ProtocolError escapes, errors are statuses h1 may answer with, well-formed requests parse as
 built, the chunking does not change the outcome, and framing agrees with a strict RFC 9112
 reference on every request both accept. A hang is an input that exhausts the event budget
 or takes longer than ``--hang-seconds`` (a SIGALRM watchdog). Failing inputs are saved

@@ -31,15 +31,16 @@ from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from starman.config import Settings  # noqa: E402
 from starman.http.body import empty_input  # noqa: E402
 from starman.http.events import PAUSED, Request  # noqa: E402
 from starman.http.h1 import ServerConnection  # noqa: E402
-from starman.wsgi.gateway import (  # noqa: E402
-    call_app,
+from starman.wsgi.environ import (  # noqa: E402
     connection_environ,
     request_environ,
     server_environ,
 )
+from starman.wsgi.response import call_app  # noqa: E402
 
 REQUEST = (
     b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
@@ -70,7 +71,14 @@ class _NullTransport:
 
 def run_engine(n: int) -> float:
     """Seconds for ``n`` requests through h1 + WSGI glue."""
-    conn = ServerConnection(lambda: DATE)
+    settings = Settings()
+    conn = ServerConnection(
+        lambda: DATE,
+        limit_request_line=settings.limit_request_line,
+        limit_request_fields=settings.limit_request_fields,
+        limit_request_field_size=settings.limit_request_field_size,
+        max_body=settings.max_request_body,
+    )
     senv = server_environ()
     cenv = connection_environ(
         senv, ("127.0.0.1", 8080), ("127.0.0.1", 40000), unix=False
@@ -107,7 +115,14 @@ def run_worker(n: int) -> float:
     worker = _Worker([], app, config, None)
     a.setblocking(False)
     env = connection_environ(worker.server_env, None, None, unix=True)
-    h1 = ServerConnection(worker.date)
+    config = worker.config
+    h1 = ServerConnection(
+        worker.date,
+        limit_request_line=config.limit_request_line,
+        limit_request_fields=config.limit_request_fields,
+        limit_request_field_size=config.limit_request_field_size,
+        max_body=config.max_request_body,
+    )
     conn = _Conn(a, h1, env, True, True, worker)
     worker.conns[conn.fd] = conn
     worker.set_mask(conn, select_in())

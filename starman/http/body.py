@@ -86,7 +86,7 @@ class BodyBuffer:
             return
         self._chunks.append(data)
         if self.size > self._max_memory:
-            import tempfile  # only when a body spills: ~0.7 MB the master need not hold
+            import tempfile  # only when a body spills: a module the master need not hold
 
             f = tempfile.TemporaryFile(dir=self._tmp_dir)
             f.writelines(self._chunks)

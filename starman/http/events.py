@@ -3,7 +3,7 @@
 Rule: this module only defines data (value records, sentinels, the error type); it
 imports nothing but the stdlib typing helpers and ``Record``. No socket, clock or
 logging here. Records, not dataclasses: see start_server/common/record.py (dataclasses would
-bring inspect, ast, dis and tokenize into every process, ~1.3 MB).
+bring inspect, ast, dis and tokenize into every process).
 """
 
 from __future__ import annotations

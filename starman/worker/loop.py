@@ -31,15 +31,13 @@ from starman.http.events import (
 )
 from starman.http.h1 import ServerConnection, State
 from starman.worker.config import WorkerConfig, worker_config
-from starman.wsgi.gateway import (
-    ClientDisconnected,
+from starman.wsgi.environ import (
     RequestRejected,
-    WSGIApp,
-    call_app,
     connection_environ,
     request_environ,
     server_environ,
 )
+from starman.wsgi.response import ClientDisconnected, WSGIApp, call_app
 from start_server.common.sigwake import SignalWaker
 
 if TYPE_CHECKING:  # ssl is imported at run time only when TLS is configured
@@ -897,7 +895,7 @@ class _Worker:
     def finish(self, conn: _Conn, now: float) -> None:
         """The answer is written (or queued): next request, keep-alive wait or close."""
         h1 = conn.h1
-        if conn.out or conn.dead or conn.cleanups or not h1.next_cycle():
+        if conn.out or conn.dead or conn.cleanups or not h1.start_next_cycle():
             self.after_response(conn, now)
             return
         # after_response() for a finished keep-alive exchange, inline (h1 is IDLE again).
@@ -1277,9 +1275,14 @@ def rehearse(rounds: int = 64) -> int:
         server_sock.setblocking(False)
         client.settimeout(1.0)
         env = connection_environ(worker.server_env, None, None, unix=True)
-        conn = _Conn(
-            server_sock, ServerConnection(worker.date), env, True, True, worker
+        h1 = ServerConnection(
+            worker.date,
+            limit_request_line=config.limit_request_line,
+            limit_request_fields=config.limit_request_fields,
+            limit_request_field_size=config.limit_request_field_size,
+            max_body=config.max_request_body,
         )
+        conn = _Conn(server_sock, h1, env, True, True, worker)
         worker.conns[conn.fd] = conn
         worker.set_mask(conn, _IN)
         for i in range(rounds):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+from starman.config import Settings
 from starman.http.events import (
     NEED_DATA,
     PAUSED,
@@ -36,8 +37,22 @@ def chunks(data: bytes, how: str) -> Iterator[bytes]:
             i += n
 
 
-def make_conn(**limits: int) -> ServerConnection:
-    return ServerConnection(lambda: DATE, **limits)
+def option_limits() -> dict[str, int]:
+    """ServerConnection's limits as starman's option table sets them by default."""
+    settings = Settings()
+    return {
+        "limit_request_line": settings.limit_request_line,
+        "limit_request_fields": settings.limit_request_fields,
+        "limit_request_field_size": settings.limit_request_field_size,
+        "max_body": settings.max_request_body,
+    }
+
+
+def make_conn(
+    date: Callable[[], bytes] = lambda: DATE, **limits: int
+) -> ServerConnection:
+    """A connection with the default limits of the option table, ``limits`` replacing some."""
+    return ServerConnection(date, **{**option_limits(), **limits})
 
 
 def replay(
@@ -64,11 +79,11 @@ def replay(
             if event is PAUSED:
                 assert current is not None
                 seen.append((current.method, current.target, body, current.keep_alive))
-                conn.send_response(200, [], content_length=0)
+                conn.send_response(200, b"", content_length=0)
                 conn.send_end()
                 if not conn.keep_alive:
                     return seen, None
-                conn.start_next_cycle()
+                assert conn.start_next_cycle()
                 current, body = None, b""
                 continue
             if isinstance(event, Request):

@@ -1,7 +1,7 @@
 """Property-based fuzzing of starman.http.h1 (hypothesis; the 10^6-input run is bench/fuzz.py).
 
 Properties, for every input and every chunking: no exception but ProtocolError escapes;
-every error is one of the spec's statuses; well-formed requests parse exactly as built;
+every error is one of the statuses h1 may answer with; well-formed requests parse exactly as built;
 splitting the bytes differently changes nothing; and wherever h1 and a strict RFC 9112
 reference both accept a request, they frame it identically (no smuggling).
 """

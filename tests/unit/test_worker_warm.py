@@ -126,9 +126,9 @@ def test_rehearsal_that_cannot_make_its_epoll_leaves_nothing_open(
 def test_per_connection_objects_have_no_instance_dict() -> None:
     # More than 30 attributes overflow CPython 3.11's shared-key instance dicts: each
     # object then builds its own dict and every attribute read takes the slow path.
-    from starman.http.h1 import ServerConnection
+    from tests.harness.h1_replay import make_conn
 
-    conn = ServerConnection(lambda: b"date")
+    conn = make_conn(lambda: b"date")
     config = worker_config(
         Settings(),
         parent_pid=None,

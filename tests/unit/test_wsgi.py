@@ -1,4 +1,4 @@
-"""Unit tests for starman.wsgi.gateway: environ from literal requests, start_response rules, output."""
+"""Unit tests for starman.wsgi (environ and response): environ from literal requests, start_response rules, output."""
 
 from __future__ import annotations
 
@@ -11,15 +11,13 @@ import pytest
 from starman.http.body import BodyBuffer, BodyInput, empty_input
 from starman.http.events import NEED_DATA, PAUSED, Data, Request
 from starman.http.h1 import ServerConnection, State
-from starman.wsgi.gateway import (
-    FileWrapper,
+from starman.wsgi.environ import (
     RequestRejected,
-    StartResponse,
-    call_app,
     connection_environ,
     request_environ,
     server_environ,
 )
+from starman.wsgi.response import FileWrapper, StartResponse, call_app
 from tests.harness.h1_replay import make_conn
 
 SERVER = server_environ(worker_pid=123, generation="7")
