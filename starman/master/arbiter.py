@@ -27,7 +27,8 @@ from starman.master import pool
 from starman.master.immortal import immortalize_program
 from starman.master.listeners import Listener, close_listeners, resolve_listeners
 from starman.worker.config import WorkerConfig
-from starman.worker.loop import rehearse, run_worker
+from starman.worker.loop import run_worker
+from starman.worker.rehearse import rehearse
 from starman.worker.scoreboard import Scoreboard, SlotHooks, SlotInfo, SlotState
 from starman.wsgi.appload import (
     AppImportError,

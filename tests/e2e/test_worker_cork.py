@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from starman.worker.config import WorkerConfig
-from starman.worker.loop import CORK_MAX
+from starman.worker.dispatch import CORK_MAX
 from tests.fixtures.worker_harness import connect, forked_worker, read_one
 from tests.helpers import wait_for
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from starman.worker.loop import RETIRE_LEAD_SECONDS, retire_due
+from starman.worker.retire import RETIRE_LEAD_SECONDS, retire_due
 
 
 @pytest.mark.parametrize(
