@@ -50,7 +50,6 @@ CORK_MAX = 16
 # The members as module globals for the per-request code below: on CPython 3.11 every
 # ``ConnState.READY`` goes through EnumType's ``__getattr__`` hook, much slower than a
 # global, and a keep-alive request reads a dozen of them.
-_TLS_HANDSHAKE: Final = ConnState.TLS_HANDSHAKE
 _READ_HEAD: Final = ConnState.READ_HEAD
 _READ_BODY: Final = ConnState.READ_BODY
 _READY: Final = ConnState.READY
