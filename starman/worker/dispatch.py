@@ -115,12 +115,15 @@ class Dispatcher(ConnectionTable):
         """Do what one loop turn does for ``conn`` being readable: read and answer
         (with ``cork``, hold the answer and send it at the end, as in a batch), then serve
         the READY requests queued."""
-        ctl = self.ctl
-        ctl.corking = cork
-        self.on_readable(conn, now)
-        ctl.corking = False
-        if self.corked:
-            self.uncork()
+        if cork:
+            ctl = self.ctl
+            ctl.corking = True
+            self.on_readable(conn, now)
+            ctl.corking = False
+            if self.corked:
+                self.uncork()
+        else:
+            self.on_readable(conn, now)
         ready = self.ready
         while ready:
             self.serve(ready.popleft())
