@@ -1,20 +1,22 @@
 """In-process micro-benchmark of starman's per-request path (no network, no master).
 
-Two levels, both against the hello app of bench/apps/hello_wsgi.py (copied here):
+Three levels, all against the hello app of bench/apps/hello_wsgi.py (copied here):
 
 ``engine``: one ``ServerConnection`` + ``request_environ`` + ``call_app`` driven with literal
 keep-alive GET requests through a fake transport (pure CPU: parser, environ, response).
 
-``worker``: the real ``_Worker`` loop functions (``on_readable`` -> ``serve`` ->
-``after_response``) over one end of a ``socketpair``; the other end writes a request and
-reads the answer, so the figure includes the recv/sendmsg syscalls of one request.
+``worker``: the real worker's request path (``Worker.adopt`` + ``Worker.serve_input``: read,
+serve, write, keep-alive) over one end of a ``socketpair``; the other end writes a request
+and reads the answer, so the figure includes the recv/sendmsg syscalls of one request.
+
+``close``: ``Worker.accept`` of a new TCP connection per request (``Connection: close``).
 
 Times are CPU seconds of this process (``time.process_time``), so a busy machine
 skews them less than wall time would.
 
 Usage::
 
-    .venv/bin/python bench/micro.py                 # both levels, best of 5
+    .venv/bin/python bench/micro.py                 # every level, best of 5
     .venv/bin/python bench/micro.py --profile worker  # cProfile top entries
 """
 
@@ -98,34 +100,14 @@ def run_engine(n: int) -> float:
 
 
 def run_worker(n: int) -> float:
-    """Seconds for ``n`` requests through the worker's loop functions over a socketpair."""
-    from starman.config import Settings
-    from starman.worker.config import worker_config
-    from starman.worker.loop import ConnState, _Conn, _Worker
+    """Seconds for ``n`` requests through the worker's request path over a socketpair."""
+    from starman.worker.config import in_process_config
+    from starman.worker.connection import ConnState
+    from starman.worker.loop import Worker
 
     a, b = socket.socketpair()
-    config = worker_config(
-        Settings(),
-        parent_pid=None,
-        generation=None,
-        ssl_context=None,
-        tls_fds=frozenset(),
-        max_requests=0,
-    )
-    worker = _Worker([], app, config, None)
-    a.setblocking(False)
-    env = connection_environ(worker.server_env, None, None, unix=True)
-    config = worker.config
-    h1 = ServerConnection(
-        worker.date,
-        limit_request_line=config.limit_request_line,
-        limit_request_fields=config.limit_request_fields,
-        limit_request_field_size=config.limit_request_field_size,
-        max_body=config.max_request_body,
-    )
-    conn = _Conn(a, h1, env, True, True, worker)
-    worker.conns[conn.fd] = conn
-    worker.set_mask(conn, select_in())
+    worker = Worker([], app, in_process_config(), None)
+    conn = worker.adopt(a)
     b.settimeout(5)
     b.sendall(REQUEST)  # warm the first one outside the timing
     _one(worker, conn, b, time.monotonic())
@@ -135,31 +117,21 @@ def run_worker(n: int) -> float:
         _one(worker, conn, b, time.monotonic())
     dt = time.process_time() - t0
     assert conn.state is not ConnState.CLOSED
-    worker.epoll.close()
-    a.close()
+    worker.release()
     b.close()
     return dt
 
 
 def run_close(n: int) -> float:
     """Seconds for ``n`` close-mode exchanges: connect, accept, one request, close."""
-    from starman.config import Settings
-    from starman.worker.config import worker_config
-    from starman.worker.loop import _Worker
+    from starman.worker.config import in_process_config
+    from starman.worker.loop import Worker
 
     lsock = socket.socket()
     lsock.bind(("127.0.0.1", 0))
     lsock.listen(128)
     addr = lsock.getsockname()
-    config = worker_config(
-        Settings(),
-        parent_pid=None,
-        generation=None,
-        ssl_context=None,
-        tls_fds=frozenset(),
-        max_requests=0,
-    )
-    worker = _Worker([lsock], app, config, None)
+    worker = Worker([lsock], app, in_process_config(), None)
     worker.register_listeners()
     request = REQUEST.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n")
     t0 = time.process_time()
@@ -167,31 +139,21 @@ def run_close(n: int) -> float:
         c = socket.create_connection(addr)
         c.sendall(request)
         now = time.monotonic()
-        worker.accept(lsock, now)
+        worker.accept(lsock, now)  # reads and answers at once (then closes)
         for conn in list(worker.conns.values()):
-            worker.on_readable(conn, now)
-        while worker.ready:  # (served inline since the fast path; before it, queued)
-            worker.serve(worker.ready.popleft())
+            worker.serve_input(conn, now)
         data = c.recv(65536)
         assert data.startswith(b"HTTP/1.1 200 OK"), data
         c.close()
     dt = time.process_time() - t0
     assert not worker.conns, worker.conns
-    worker.epoll.close()
+    worker.release()
     lsock.close()
     return dt
 
 
-def select_in() -> int:
-    import select
-
-    return select.EPOLLIN
-
-
 def _one(worker: Any, conn: Any, peer: socket.socket, now: float) -> None:
-    worker.on_readable(conn, now)
-    while worker.ready:
-        worker.serve(worker.ready.popleft())
+    worker.serve_input(conn, now)
     data = peer.recv(65536)
     assert data.startswith(b"HTTP/1.1 200 OK"), data
 

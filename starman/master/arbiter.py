@@ -38,7 +38,8 @@ from starman.master.process import (
 )
 from starman.master.startup import Boot, load_the_app
 from starman.worker.config import worker_config
-from starman.worker.loop import rehearse, run_worker
+from starman.worker.loop import run_worker
+from starman.worker.rehearse import rehearse
 from starman.worker.scoreboard import Scoreboard, SlotHooks
 from starman.wsgi.appload import AppImportError
 from start_server.common.proc import reap

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from starman.config import Settings
 from start_server.common.record import Record
 
 if TYPE_CHECKING:  # ssl is imported at run time only when TLS is configured
     import ssl
 
-    from starman.config import Settings
-
-__all__ = ["WorkerConfig", "worker_config"]
+__all__ = ["WorkerConfig", "in_process_config", "worker_config"]
 
 
 class WorkerConfig(Record):
@@ -138,4 +137,19 @@ def worker_config(
         generation=generation,
         ssl_context=ssl_context,
         tls_fds=tls_fds,
+    )
+
+
+def in_process_config(settings: Settings | None = None) -> WorkerConfig:
+    """The configuration of a worker driven in-process, with no master: the pre-fork
+    rehearsal and bench/micro.py. No TLS, no generation, no recycling (a driver decides
+    how many requests it sends); everything else is ``settings`` (default: the option
+    table's defaults)."""
+    return worker_config(
+        Settings() if settings is None else settings,
+        parent_pid=None,
+        generation=None,
+        ssl_context=None,
+        tls_fds=frozenset(),
+        max_requests=0,
     )

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from starman.worker.loop import CORK_MAX
+from starman.worker.dispatch import CORK_MAX
 from tests.harness.forked_worker import connect, forked_worker, make_config, read_one
 from tests.harness.process import wait_for
 

@@ -14,11 +14,12 @@ import time
 
 import pytest
 
-from starman.config import Settings
 from starman.master import process
-from starman.worker import loop as worker
-from starman.worker.config import worker_config
-from starman.worker.loop import imf_fixdate, rehearse
+from starman.worker import rehearse as rehearsal
+from starman.worker.config import in_process_config
+from starman.worker.httpdate import DateCache, imf_fixdate
+from starman.worker.loop import Worker
+from starman.worker.rehearse import rehearse
 
 
 @pytest.mark.parametrize(
@@ -43,7 +44,7 @@ def test_imf_fixdate_ignores_the_locale() -> None:
         "    try:\n"
         "        locale.setlocale(locale.LC_ALL, name); break\n"
         "    except locale.Error: pass\n"
-        "from starman.worker.loop import imf_fixdate\n"
+        "from starman.worker.httpdate import imf_fixdate\n"
         "sys.stdout.write(imf_fixdate(784111777).decode())\n"
     )
     out = subprocess.run(
@@ -53,7 +54,7 @@ def test_imf_fixdate_ignores_the_locale() -> None:
 
 
 def test_date_cache_follows_the_clock() -> None:
-    cache = worker._DateCache()
+    cache = DateCache()
     before = int(time.time())
     value = cache()
     after = int(time.time())
@@ -73,13 +74,13 @@ def test_rehearsal_answers_every_round_and_leaves_nothing_open() -> None:
 
 def test_rehearsal_never_calls_a_user_app(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    real = worker._rehearsal_app
+    real = rehearsal._rehearsal_app
 
     def spy(environ: dict[str, object], start_response: object) -> list[bytes]:
         calls.append(str(environ["PATH_INFO"]))
         return real(environ, start_response)
 
-    monkeypatch.setattr(worker, "_rehearsal_app", spy)
+    monkeypatch.setattr(rehearsal, "_rehearsal_app", spy)
     assert rehearse(3) == 3
     assert calls == ["/rehearsal"] * 3
 
@@ -129,20 +130,15 @@ def test_per_connection_objects_have_no_instance_dict() -> None:
     from tests.harness.h1_replay import make_conn
 
     conn = make_conn(lambda: b"date")
-    config = worker_config(
-        Settings(),
-        parent_pid=None,
-        generation=None,
-        ssl_context=None,
-        tls_fds=frozenset(),
-        max_requests=0,
-    )
-    loop = worker._Worker([], lambda env, start: [], config, None)
+    loop = Worker([], lambda env, start: [], in_process_config(), None)
+    ours, theirs = socket.socketpair()
     try:
-        for obj in (conn, loop):
+        client = loop.adopt(ours)
+        for obj in (conn, loop, client, loop.factory, loop.ctl):
             assert not hasattr(obj, "__dict__"), type(obj).__name__
     finally:
-        loop.epoll.close()
+        loop.release()
+        theirs.close()
 
 
 def test_trim_heap_gives_the_free_pages_back(monkeypatch: pytest.MonkeyPatch) -> None:
