@@ -54,7 +54,6 @@ _READ_BODY: Final = ConnState.READ_BODY
 _READY: Final = ConnState.READY
 _DRAIN_OUT: Final = ConnState.DRAIN_OUT
 _IDLE: Final = ConnState.IDLE
-_LINGER: Final = ConnState.LINGER
 _CLOSED: Final = ConnState.CLOSED
 _NEVER = float("inf")
 _IN = select.EPOLLIN
@@ -236,30 +235,15 @@ class Worker(Dispatcher):
 
     # ------------------------------------------------------------------ drain
     def start_drain(self, now: float) -> None:
-        """Graceful drain (docs/architecture.md): stop accepting, finish what is in
-        hand, exit."""
+        """Graceful drain (docs/architecture.md): stop accepting, then drain the
+        connections (finish what is in hand) and exit when none is left."""
         if self.draining:
             return
-        self.draining = True
-        self.close_checks = True
-        self.drain_deadline = now + self.config.graceful_timeout
         self.unregister_listeners()
         for sock in self.listeners.values():
             sock.close()
         self.listeners = {}
-        if self.hooks is not None:
-            self.hooks.draining()
-        for conn in list(self.conns.values()):
-            if (
-                conn.state is _IDLE
-                or conn.state is _TLS_HANDSHAKE
-                or (conn.state is _READ_HEAD and not conn.h1.has_partial_request)
-            ):
-                self.set_deadline(conn, min(conn.deadline, self.drain_deadline))
-            elif conn.state is not _LINGER and conn.corked is None:
-                # (A held answer is complete: its connection goes idle with the
-                # drain deadline, and a next request is answered with close.)
-                conn.h1.close_after_response()
+        super().start_drain(now)
 
     def on_stop_signal(self, signum: int, frame: object) -> None:
         """TERM/QUIT/HUP handler: only records that the response in hand must close.

@@ -1,10 +1,10 @@
 """TLS for starman's TCP listeners (``--enable-ssl``, ``--ssl-cert``, ``--ssl-key``, ``:ssl``).
 
-Imported only when TLS is configured (``import ssl`` costs about 4 MB per process).
+Imported only when TLS is configured (``import ssl`` is large: docs/benchmarks.md).
 The master builds one server context before forking (so the key file is read once, before
 privileges are dropped, and a bad certificate fails at start-up); each worker wraps the
 sockets it accepts with ``do_handshake_on_connect=False`` and drives the handshake from its
-event loop under ``--read-timeout`` (spec §6.3), so a slow or silent TLS client costs an
+event loop under ``--read-timeout`` (docs/architecture.md §2), so a slow or silent TLS client costs an
 fd, never a worker.
 """
 

@@ -144,7 +144,7 @@ def load_target(spec: str, *, factory: bool = False) -> Any:
 def load_app(
     spec: str | None, expr: str | None = None, *, factory: bool = False
 ) -> Callable[..., Any]:
-    """The WSGI app for APP and/or ``-e EXPR`` (spec §1.3; Perl's -e with and without a file).
+    """The WSGI app for APP and/or ``-e EXPR`` (Perl's -e, with and without a file).
 
     Without APP, EXPR must evaluate to the app; with APP it must evaluate to a callable
     ``f(app) -> app`` (middleware). Neither: ``./app.py``.
