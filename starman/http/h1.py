@@ -68,6 +68,7 @@ class ServerConnection(ResponseWriter):
         "_reader",
         "pending",
         "receive_data",
+        "release",
         "request",
         "their_state",
     )
@@ -89,6 +90,9 @@ class ServerConnection(ResponseWriter):
         # Feed bytes from the peer; ``b""`` means the peer closed its side (EOF). The
         # reader's own method, bound here: no call layer between the caller and it.
         self.receive_data: Callable[[bytes], None] = reader.feed
+        # The connection is closed: free the reader's parser at once (it holds a
+        # reference cycle); nothing is parsed afterwards. Bound the same way.
+        self.release: Callable[[], None] = reader.release
         self._events: deque[Event | ProtocolError] = reader.events
         # Read-only for callers: non-empty while parsed events wait (pipelining).
         self.pending = self._events
@@ -196,8 +200,3 @@ class ServerConnection(ResponseWriter):
         self.body_bytes_sent = 0
         self.discarded_body = False
         return True
-
-    def release(self) -> None:
-        """The connection is closed: free the reader's parser at once (it holds a
-        reference cycle). Nothing is parsed afterwards."""
-        self._reader.release()

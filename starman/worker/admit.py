@@ -4,8 +4,9 @@ accepted it (or for a socket handed in directly, see Worker.adopt)."""
 
 from __future__ import annotations
 
+import functools
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from starman.http.h1 import ServerConnection
@@ -27,6 +28,7 @@ class ConnectionFactory:
         "ctl",
         "date",
         "kinds",
+        "new_h1",
         "server_env",
         "socknames",
         "tls_fds",
@@ -62,6 +64,16 @@ class ConnectionFactory:
         self.kinds: dict[socket.socket, tuple[int, int, int]] = {
             sock: (int(sock.family), int(sock.type), sock.proto) for sock in listeners
         }
+        # The HTTP state of a new connection, with the configured limits (a partial:
+        # no Python frame of ours per connection).
+        self.new_h1: Callable[[], ServerConnection] = functools.partial(
+            ServerConnection,
+            self.date,
+            limit_request_line=config.limit_request_line,
+            limit_request_fields=config.limit_request_fields,
+            limit_request_field_size=config.limit_request_field_size,
+            max_body=config.max_request_body,
+        )
         self.allow_all = "*" in config.forwarded_allow_ips
         self.allow_ips = frozenset(config.forwarded_allow_ips)
         self.tls_fds = config.tls_fds if config.ssl_context is not None else frozenset()
@@ -114,14 +126,3 @@ class ConnectionFactory:
         sock.setblocking(False)
         env = connection_environ(self.server_env, None, None, unix=True)
         return Connection(sock, self.new_h1(), env, True, True, self.ctl)
-
-    def new_h1(self) -> ServerConnection:
-        """The HTTP state of a new connection, with the configured limits."""
-        config = self.config
-        return ServerConnection(
-            self.date,
-            limit_request_line=config.limit_request_line,
-            limit_request_fields=config.limit_request_fields,
-            limit_request_field_size=config.limit_request_field_size,
-            max_body=config.max_request_body,
-        )
