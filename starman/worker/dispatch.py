@@ -45,7 +45,6 @@ CORK_MAX = 16
 # The members as module globals for the per-request code below: on CPython 3.11 every
 # ``ConnState.READY`` goes through EnumType's ``__getattr__`` hook, much slower than a
 # global, and a keep-alive request reads a dozen of them.
-_TLS_HANDSHAKE: Final = ConnState.TLS_HANDSHAKE
 _READ_HEAD: Final = ConnState.READ_HEAD
 _READ_BODY: Final = ConnState.READ_BODY
 _READY: Final = ConnState.READY
@@ -135,17 +134,7 @@ class Dispatcher(ConnectionTable):
         self.drain_deadline = now + self.config.graceful_timeout
         if self.hooks is not None:
             self.hooks.draining()
-        for conn in list(self.conns.values()):
-            if (
-                conn.state is _IDLE
-                or conn.state is _TLS_HANDSHAKE
-                or (conn.state is _READ_HEAD and not conn.h1.has_partial_request)
-            ):
-                self.set_deadline(conn, min(conn.deadline, self.drain_deadline))
-            elif conn.state is not _LINGER and conn.corked is None:
-                # (A held answer is complete: its connection goes idle with the
-                # drain deadline, and a next request is answered with close.)
-                conn.h1.close_after_response()
+        self.wind_down(self.drain_deadline)
 
     # ------------------------------------------------------------------- read
     def on_readable(self, conn: Connection, now: float) -> None:

@@ -23,7 +23,10 @@ from starman.worker.connection import (
     WriteControl,
 )
 
-_LINGER: Final = ConnState.LINGER  # a global, not an enum attribute lookup
+_TLS_HANDSHAKE: Final = ConnState.TLS_HANDSHAKE  # globals, not enum attribute lookups
+_READ_HEAD: Final = ConnState.READ_HEAD
+_IDLE: Final = ConnState.IDLE
+_LINGER: Final = ConnState.LINGER
 _CLOSED: Final = ConnState.CLOSED
 _NEVER = float("inf")
 _IN = select.EPOLLIN
@@ -128,3 +131,20 @@ class ConnectionTable:
         conn.state = _CLOSED
         self.conns.pop(conn.fd, None)
         conn.close()
+
+    def wind_down(self, deadline: float) -> None:
+        """Every connection's part of a drain: one that holds no request closes by
+        ``deadline`` at the latest; one with a request in hand answers it with
+        ``Connection: close``."""
+        for conn in list(self.conns.values()):
+            state = conn.state
+            if (
+                state is _IDLE
+                or state is _TLS_HANDSHAKE
+                or (state is _READ_HEAD and not conn.h1.has_partial_request)
+            ):
+                self.set_deadline(conn, min(conn.deadline, deadline))
+            elif state is not _LINGER and conn.corked is None:
+                # (A held answer is complete: its connection goes idle with the
+                # drain deadline, and a next request is answered with close.)
+                conn.h1.close_after_response()
