@@ -15,11 +15,15 @@ from collections.abc import Sequence
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from starman import __version__ as starman_version  # noqa: E402
-from starman import access  # noqa: E402
-from starman import config as starman_config  # noqa: E402
-from start_server import __version__ as start_server_version  # noqa: E402
-from start_server import config as start_server_config  # noqa: E402
+from starman import (  # noqa: E402
+    __version__ as starman_version,
+    access,
+    config as starman_config,
+)
+from start_server import (  # noqa: E402
+    __version__ as start_server_version,
+    config as start_server_config,
+)
 from start_server.common.options import Option  # noqa: E402
 
 # --------------------------------------------------------------------------- renderers

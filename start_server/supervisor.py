@@ -13,8 +13,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 
-from start_server import generation_records as rec
-from start_server import generations as gen
+from start_server import generation_records as rec, generations as gen
 from start_server.common.portspec import ENV_NOTIFY_SOCKET, format_server_starter_port
 from start_server.common.proc import PidFile, PidFileError, reap
 from start_server.common.sigwake import SignalWaker

@@ -67,10 +67,17 @@ TRANSITIONS: dict[ConnState, frozenset[ConnState]] = {
     _S.CLOSED: frozenset(),
 }
 
-# The members used here as module globals: on CPython 3.11 every ``ConnState.READY`` goes
-# through EnumType's ``__getattr__`` hook, much slower than a global (dispatch.py and
-# loop.py keep their own aliases for the same reason).
-_READ_HEAD: Final = ConnState.READ_HEAD
+# The members as module globals, declared once for the worker's per-request code (its
+# modules import them under private names): on CPython 3.11 every ``ConnState.READY``
+# goes through EnumType's ``__getattr__`` hook, much slower than reading a global.
+TLS_HANDSHAKE: Final = ConnState.TLS_HANDSHAKE
+READ_HEAD: Final = ConnState.READ_HEAD
+READ_BODY: Final = ConnState.READ_BODY
+READY: Final = ConnState.READY
+DRAIN_OUT: Final = ConnState.DRAIN_OUT
+IDLE: Final = ConnState.IDLE
+LINGER: Final = ConnState.LINGER
+CLOSED: Final = ConnState.CLOSED
 
 
 def use_tls_errors(would_block: tuple[type[Exception], ...]) -> None:
@@ -142,7 +149,7 @@ class Connection:
         self.sock = sock
         self.fd = sock.fileno()
         self.h1 = h1
-        self.state = _READ_HEAD
+        self.state = READ_HEAD
         self.unix = unix
         self.trusted = trusted
         self.env = env

@@ -23,7 +23,18 @@ from starman.http.events import (
 from starman.http.h1 import ServerConnection, State
 from starman.worker.admit import ConnectionFactory
 from starman.worker.config import WorkerConfig
-from starman.worker.connection import RECV_SIZE, Connection, ConnState
+from starman.worker.connection import (  # the members as globals
+    CLOSED as _CLOSED,
+    DRAIN_OUT as _DRAIN_OUT,
+    IDLE as _IDLE,
+    LINGER as _LINGER,
+    READ_BODY as _READ_BODY,
+    READ_HEAD as _READ_HEAD,
+    READY as _READY,
+    RECV_SIZE,
+    Connection,
+    ConnState,
+)
 from starman.worker.retire import (
     NO_CHECK,
     RETIRE_GRACE_SECONDS,
@@ -45,13 +56,6 @@ CORK_MAX = 16
 # The members as module globals for the per-request code below: on CPython 3.11 every
 # ``ConnState.READY`` goes through EnumType's ``__getattr__`` hook, much slower than a
 # global, and a keep-alive request reads a dozen of them.
-_READ_HEAD: Final = ConnState.READ_HEAD
-_READ_BODY: Final = ConnState.READ_BODY
-_READY: Final = ConnState.READY
-_DRAIN_OUT: Final = ConnState.DRAIN_OUT
-_IDLE: Final = ConnState.IDLE
-_LINGER: Final = ConnState.LINGER
-_CLOSED: Final = ConnState.CLOSED
 _H_ACTIVE: Final = State.ACTIVE  # the peer's side of h1
 _H_ERROR: Final = State.ERROR
 _IN = select.EPOLLIN

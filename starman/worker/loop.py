@@ -14,11 +14,22 @@ import signal
 import socket
 import time
 from collections.abc import Sequence
-from typing import Final
 
 from starman.worker.admit import ConnectionFactory
 from starman.worker.config import WorkerConfig
-from starman.worker.connection import TRANSITIONS, Connection, ConnState, WriteControl
+from starman.worker.connection import (  # the members as globals
+    CLOSED as _CLOSED,
+    DRAIN_OUT as _DRAIN_OUT,
+    IDLE as _IDLE,
+    READ_BODY as _READ_BODY,
+    READ_HEAD as _READ_HEAD,
+    READY as _READY,
+    TLS_HANDSHAKE as _TLS_HANDSHAKE,
+    TRANSITIONS,
+    Connection,
+    ConnState,
+    WriteControl,
+)
 from starman.worker.dispatch import Dispatcher
 from starman.worker.table import WorkerHooks
 from starman.worker.tlsinput import tls_handshake
@@ -48,13 +59,6 @@ _ACCEPT_RESOURCE_ERRORS = frozenset(
 )
 
 # Module globals, not enum attribute lookups (see starman.worker.dispatch).
-_TLS_HANDSHAKE: Final = ConnState.TLS_HANDSHAKE
-_READ_HEAD: Final = ConnState.READ_HEAD
-_READ_BODY: Final = ConnState.READ_BODY
-_READY: Final = ConnState.READY
-_DRAIN_OUT: Final = ConnState.DRAIN_OUT
-_IDLE: Final = ConnState.IDLE
-_CLOSED: Final = ConnState.CLOSED
 _NEVER = float("inf")
 _IN = select.EPOLLIN
 

@@ -11,23 +11,23 @@ from __future__ import annotations
 import select
 import socket
 from collections import deque
-from typing import Final, Protocol
+from typing import Protocol
 
 from starman.worker.admit import ConnectionFactory
 from starman.worker.config import WorkerConfig
-from starman.worker.connection import (
+from starman.worker.connection import (  # the members as globals
+    CLOSED as _CLOSED,
+    IDLE as _IDLE,
+    LINGER as _LINGER,
     LINGER_SECONDS,
+    READ_HEAD as _READ_HEAD,
+    TLS_HANDSHAKE as _TLS_HANDSHAKE,
     TRANSITIONS,
     Connection,
     ConnState,
     WriteControl,
 )
 
-_TLS_HANDSHAKE: Final = ConnState.TLS_HANDSHAKE  # globals, not enum attribute lookups
-_READ_HEAD: Final = ConnState.READ_HEAD
-_IDLE: Final = ConnState.IDLE
-_LINGER: Final = ConnState.LINGER
-_CLOSED: Final = ConnState.CLOSED
 _NEVER = float("inf")
 _IN = select.EPOLLIN
 

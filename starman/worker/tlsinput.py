@@ -8,21 +8,24 @@ connection exists.
 from __future__ import annotations
 
 import select
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
-from starman.worker.connection import RECV_SIZE, Connection, ConnState
+from starman.worker.connection import (  # the members as globals
+    CLOSED as _CLOSED,
+    IDLE as _IDLE,
+    LINGER as _LINGER,
+    READ_BODY as _READ_BODY,
+    READ_HEAD as _READ_HEAD,
+    RECV_SIZE,
+    TLS_HANDSHAKE as _TLS_HANDSHAKE,
+    Connection,
+)
 
 if TYPE_CHECKING:
     import ssl
 
     from starman.worker.dispatch import Dispatcher
 
-_TLS_HANDSHAKE: Final = ConnState.TLS_HANDSHAKE  # globals, not enum attribute lookups
-_READ_HEAD: Final = ConnState.READ_HEAD
-_READ_BODY: Final = ConnState.READ_BODY
-_IDLE: Final = ConnState.IDLE
-_LINGER: Final = ConnState.LINGER
-_CLOSED: Final = ConnState.CLOSED
 _IN = select.EPOLLIN
 
 
