@@ -290,6 +290,16 @@ class Connection:
         self.out.clear()
         self.out_size = 0
 
+    # ------------------------------------------------------------------ input
+    def read(self) -> bytes | None:
+        """What the peer sent (``b""``: it closed its side), or None when nothing is
+        there yet; raises OSError when the connection broke. Plain sockets only: a TLS
+        connection reads through starman.worker.tlsinput."""
+        try:
+            return self.sock.recv(RECV_SIZE)
+        except BlockingIOError:
+            return None
+
     # ---------------------------------------------------------------- closing
     def nothing_unread(self) -> bool:
         """No input waits in the kernel (one MSG_PEEK recv): a plain close sends no RST.

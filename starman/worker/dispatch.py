@@ -31,7 +31,6 @@ from starman.worker.connection import (  # the members as globals
     READ_BODY as _READ_BODY,
     READ_HEAD as _READ_HEAD,
     READY as _READY,
-    RECV_SIZE,
     Connection,
     ConnState,
 )
@@ -153,13 +152,12 @@ class Dispatcher(ConnectionTable):
             on_readable_tls(self, conn, now)
             return
         try:
-            data = conn.sock.recv(RECV_SIZE)
-        except BlockingIOError:
-            return
+            data = conn.read()
         except OSError:
             self.close(conn)
             return
-        self.on_data(conn, data, state, now)
+        if data is not None:
+            self.on_data(conn, data, state, now)
 
     def on_data(
         self, conn: Connection, data: bytes, state: ConnState, now: float
