@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from starman.access import parse_access_log_format
+from starman.access import ACCESS_LOG_DIRECTIVES, parse_access_log_format
 from starman.optionvalues import (
     ListenSpec,
     parse_listen,
@@ -56,9 +56,10 @@ OPTIONS: tuple[Option, ...] = (
         "app",
         to_str,
         None,
-        "the app: path/to/app.py or pkg.mod:attr (default ./app.py)",
+        "the app: path/to/app.py or pkg.mod:attr",
         metavar="APP",
         short=("-a",),
+        doc_default="./app.py",  # None in Settings: -e EXPR alone needs no file
     ),
     Option(
         "eval",
@@ -104,7 +105,7 @@ OPTIONS: tuple[Option, ...] = (
         "loader",
         to_loader,
         "Delayed",
-        "Perl's -L: Delayed (default) or Plack::Loader (= --preload-app)",
+        "Perl's -L: Delayed or Plack::Loader (= --preload-app)",
         metavar="NAME",
         short=("-L",),
     ),
@@ -137,10 +138,12 @@ OPTIONS: tuple[Option, ...] = (
         "listen",
         parse_listen,
         [],
-        "HOST:PORT, :PORT, [IPV6]:PORT, unix:PATH or PATH (repeatable; default :5000)",
+        "HOST:PORT, :PORT, [IPV6]:PORT, unix:PATH or PATH (repeatable)",
         metavar="SPEC",
         repeat=True,
         short=("-l",),
+        # Empty in Settings: --host/--port and --socket are used when --listen is not.
+        doc_default=f":{DEFAULT_PORT}",
     ),
     Option(
         "host",
@@ -154,9 +157,10 @@ OPTIONS: tuple[Option, ...] = (
         "port",
         to_port,
         None,
-        "TCP port to bind (default 5000)",
+        "TCP port to bind",
         metavar="PORT",
         short=("-p",),
+        doc_default=str(DEFAULT_PORT),  # None in Settings: --listen wins when given
     ),
     Option(
         "socket",
@@ -173,8 +177,9 @@ OPTIONS: tuple[Option, ...] = (
         "socket_mode",
         to_octal,
         None,
-        "permissions of UNIX sockets starman binds, e.g. 660 (default: from the umask)",
+        "permissions of UNIX sockets starman binds, e.g. 660",
         metavar="OCTAL",
+        doc_default="from the umask",
     ),
     Option(
         "reuse_port",
@@ -217,8 +222,9 @@ OPTIONS: tuple[Option, ...] = (
         "ssl_key",
         to_str,
         None,
-        "TLS private key file (PEM; default: in --ssl-cert)",
+        "TLS private key file (PEM)",
         metavar="FILE",
+        doc_default="the key in --ssl-cert",
     ),
     # -- the process pool
     Option("workers", to_positive_int, 5, "number of worker processes"),
@@ -328,8 +334,9 @@ OPTIONS: tuple[Option, ...] = (
         "tmp_dir",
         to_str,
         None,
-        "directory for spilled request bodies (default $TMPDIR)",
+        "directory for spilled request bodies",
         metavar="DIR",
+        doc_default="$TMPDIR (Python's tempfile rule)",
     ),
     Option("limit_request_line", to_positive_int, 8190, "longer request lines get 414"),
     Option("limit_request_fields", to_positive_int, 100, "more header fields get 431"),
@@ -388,8 +395,8 @@ OPTIONS: tuple[Option, ...] = (
         "access_log_format",
         parse_access_log_format,
         "combined",
-        "access log line: 'combined', 'common' or a format of %h %l %u %t %r %m %U %q "
-        "%H %s %>s %b %B %P %{Referer}i %{User-Agent}i %%",
+        "access log line: 'combined', 'common' or a format of "
+        + " ".join("%" + d for d in ACCESS_LOG_DIRECTIVES),
         metavar="FORMAT",
     ),
     Option(
