@@ -10,6 +10,7 @@ from typing import Any
 
 from starman.access import ACCESS_LOG_DIRECTIVES, parse_access_log_format
 from starman.optionvalues import (
+    DEFAULT_PORT,
     ListenSpec,
     parse_listen,
     to_ip_list,
@@ -44,7 +45,6 @@ __all__ = [
     "tuple_if_list",
 ]
 
-DEFAULT_PORT = 5000
 TOML_TABLE = "starman"
 
 

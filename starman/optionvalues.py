@@ -11,6 +11,7 @@ import re
 from start_server.common.record import Record
 
 __all__ = [
+    "DEFAULT_PORT",
     "ListenSpec",
     "parse_listen",
     "to_ip_list",
@@ -51,9 +52,39 @@ class ListenSpec(Record):
         return f"{host}:{self.port}" + (":ssl" if self.ssl else "")
 
 
+# The port of a --listen default and of --host without --port (Perl Starman's).
+DEFAULT_PORT = 5000
+
 _LISTEN_EXPECTED = (
     "expected HOST:PORT, :PORT, [IPV6]:PORT (optionally :ssl), unix:PATH or a PATH"
 )
+
+
+# An address without a port: an IPv4 address, localhost, or a bracketed IPv6 address.
+_BARE_HOST = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3}){3}|localhost|\[[0-9A-Fa-f:.%]+\]")
+
+
+def _refuse_bare_port_or_host(raw: str) -> None:
+    """A colon-less value that a user meant as a port or an address: say which spelling."""
+    if re.fullmatch(r"[0-9]+", raw):
+        raise ValueError(
+            f"did you mean :{raw}? (a port needs its colon; unix:{raw} names a socket file)"
+        )
+    if _BARE_HOST.fullmatch(raw):
+        file_hint = "" if raw.startswith("[") else f"; unix:{raw} names a socket file"
+        raise ValueError(
+            f"did you mean {raw}:{DEFAULT_PORT}? (an address needs its port{file_hint})"
+        )
+
+
+def _is_ipv6(text: str) -> bool:
+    import ipaddress  # only for this error
+
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _port(text: str) -> int:
@@ -71,8 +102,10 @@ def parse_listen(text: str) -> ListenSpec:
         if len(raw) == len("unix:"):
             raise ValueError(_LISTEN_EXPECTED)
         return ListenSpec(path=raw[len("unix:") :])
+    # Perl's rule: no colon means a UNIX socket path; but not a port or an address whose
+    # colon was forgotten (docs/migrating.md).
+    _refuse_bare_port_or_host(raw)
     if ":" not in raw:
-        # Perl's rule: no colon means a UNIX socket path.
         return ListenSpec(path=raw)
     ssl = False
     if raw.endswith(":ssl"):
@@ -83,6 +116,11 @@ def parse_listen(text: str) -> ListenSpec:
         return ListenSpec(host=m.group(1), port=_port(m.group(2)), ssl=ssl)
     host, sep, port = raw.rpartition(":")
     if not sep or ":" in host:
+        if _is_ipv6(text.strip()):
+            raise ValueError(
+                "an IPv6 address goes in brackets, then its port:"
+                f" [IPV6]:PORT, e.g. [::1]:{DEFAULT_PORT}"
+            )
         raise ValueError(_LISTEN_EXPECTED)
     return ListenSpec(host=host or None, port=_port(port), ssl=ssl)
 

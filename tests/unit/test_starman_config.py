@@ -130,10 +130,24 @@ def test_parse_listen_forms(text: str, spec: ListenSpec) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "127.0.0.1:", "127.0.0.1:99999", "host:port", "::1:80", "unix:", "[::1]"],
+    ["", "127.0.0.1:", "127.0.0.1:99999", "host:port", "unix:"],
 )
 def test_parse_listen_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="expected HOST:PORT"):
+        parse_listen(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("::1:80", r"an IPv6 address goes in brackets, then its port: \[IPV6\]:PORT"),
+        ("[::1]", r"did you mean \[::1\]:5000\? \(an address needs its port\)$"),
+    ],
+)
+def test_parse_listen_rejects_ipv6_without_brackets_or_port(
+    text: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
         parse_listen(text)
 
 
