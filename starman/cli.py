@@ -54,7 +54,8 @@ def setup_logging(
     development: bool,
     access_log_format: str = "combined",
 ) -> None:
-    """Root logger to stderr (re-pointable at --error-log); ``starman.access`` to its file."""
+    """Root logger to stderr (re-pointable at --error-log); ``starman.access`` to its file
+    (``-``: standard output)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -68,7 +69,10 @@ def setup_logging(
     for h in list(access.handlers):
         access.removeHandler(h)
     access_handler: logging.Handler
-    if access_log:
+    if access_log == "-":
+        # gunicorn's spelling for standard output; no file to reopen on USR1.
+        access_handler = logging.StreamHandler(sys.stdout)
+    elif access_log:
         access_handler = ReopeningFileHandler(access_log, delay=False)
     elif development:
         access_handler = logging.StreamHandler(sys.stderr)

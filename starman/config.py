@@ -388,7 +388,8 @@ OPTIONS: tuple[Option, ...] = (
         "access_log",
         to_str,
         None,
-        "append an Apache combined line per request to FILE (reopened on USR1)",
+        "append an Apache combined line per request to FILE (reopened on USR1; - for"
+        " standard output)",
         metavar="FILE",
     ),
     Option(

@@ -4,11 +4,15 @@ input, and the one line it now gets (or the thing it now does)."""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import tempfile
 
 import pytest
 
 from starman.access import ACCESS_LOG_DIRECTIVES
+from tests.harness.process import PY, kill_group, spawn, wait_for
+from tests.harness.rawhttp import http_get
 from tests.harness.starman_program import APP, Launcher, launcher
 
 __all__ = ["launcher"]
@@ -68,3 +72,33 @@ def test_unix_prefix_still_binds_a_socket_file_named_like_a_port(
     server.wait_log("all 1 workers ready")
     assert stat.S_ISSOCK(os.stat(server.address).st_mode)
     assert server.body("/") != ""
+
+
+def test_access_log_dash_is_standard_output(tmp_path: object) -> None:
+    workdir = str(tmp_path)
+    sock = os.path.join(tempfile.mkdtemp(prefix="sm", dir="/tmp"), "a.sock")
+    out_path = os.path.join(workdir, "stdout.txt")
+    err_path = os.path.join(workdir, "stderr.txt")
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        proc = spawn(
+            [PY, "-m", "starman", "--workers", "1", "--listen", f"unix:{sock}"]
+            + ["--access-log", "-", APP],
+            cwd=workdir,
+            stdout=out.fileno(),
+            stderr=err.fileno(),
+        )
+    try:
+        wait_for(lambda: "all 1 workers ready" in _read(err_path), timeout=10.0)
+        assert http_get(sock, "/logged").startswith(b"HTTP/1.1 200")
+        line = wait_for(lambda: _read(out_path), timeout=5.0)
+    finally:
+        kill_group(proc)
+        shutil.rmtree(os.path.dirname(sock), ignore_errors=True)
+    assert '"GET /logged HTTP/1.1" 200' in line
+    assert "GET /logged" not in _read(err_path)
+    assert not os.path.exists(os.path.join(workdir, "-"))
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read()
