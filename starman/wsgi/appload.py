@@ -1,8 +1,10 @@
-"""Turn the APP argument (``path/to/app.py``, ``pkg.mod:attr``) or ``-e EXPR`` into a WSGI callable.
+"""Turn the APP argument or ``-e EXPR`` into a WSGI callable.
 
-Raises AppImportError with a one-line message for the user's mistakes in naming the app;
-exceptions raised by the user's own module propagate unchanged (their traceback is their bug).
-Imports: stdlib only.
+APP is ``path/to/app.py``, ``pkg.mod:attr``, ``pkg.mod`` (its ``application``, else its
+``app``, as gunicorn) or ``'pkg.mod:create_app()'`` (a factory call, literal arguments only).
+Raises AppImportError with a one-line message for the user's mistakes in naming the app and
+for errors in ``-e``; exceptions raised by the user's own module propagate unchanged (their
+traceback is their bug). Imports: stdlib only.
 """
 
 from __future__ import annotations
@@ -96,6 +98,19 @@ def _import_module(spec: str, module_name: str) -> Any:
         raise
 
 
+def _split_module_spec(spec: str) -> tuple[str, str]:
+    """``pkg.mod:attr`` -> (module, attr); ``pkg.mod`` -> (module, ""); else AppImportError."""
+    module_name, sep, attrs = spec.partition(":")
+    if not module_name or (sep and not attrs):
+        raise _fail(spec, _EXPECTED)
+    return module_name, attrs
+
+
+_EXPECTED = (
+    "expected path/to/app.py, 'module', 'module:attribute' or 'module:factory()'"
+)
+
+
 def check_target(spec: str | None) -> None:
     """Cheap checks the master can make without importing: the file exists, the
     top-level module can be found. Raises AppImportError."""
@@ -104,41 +119,173 @@ def check_target(spec: str | None) -> None:
         if not os.path.isfile(spec):
             raise _fail(spec, f"file not found (cwd={os.getcwd()})")
         return
-    module_name = spec.partition(":")[0]
-    if ":" not in spec or not module_name or not spec.partition(":")[2]:
-        raise _fail(spec, "expected path/to/app.py or 'module:attribute'")
+    module_name, _attrs = _split_module_spec(spec)
     _cwd_on_path()
     if "." not in module_name and importlib.util.find_spec(module_name) is None:
         raise _fail(spec, f"module {module_name!r} not found (cwd={os.getcwd()})")
 
 
+def _walk(spec: str, module: Any, module_name: str, dotted: str) -> Any:
+    obj = module
+    walked = module_name
+    for attr in dotted.split("."):
+        try:
+            obj = getattr(obj, attr)
+        except AttributeError:
+            kind = "module" if walked == module_name else "object"
+            raise _fail(spec, f"{kind} {walked!r} has no attribute {attr!r}") from None
+        walked = f"{walked}.{attr}"
+    return obj
+
+
+def _module_app(spec: str, module: Any, module_name: str) -> Any:
+    """gunicorn's ``starman module``: its ``application``, else its ``app``."""
+    for name in _FILE_APP_NAMES:
+        obj = getattr(module, name, None)
+        if obj is not None:
+            return obj
+    raise _fail(
+        spec,
+        f"module {module_name!r} defines neither 'application' nor 'app'"
+        f" (name it: {module_name}:NAME)",
+    )
+
+
 def load_target(spec: str, *, factory: bool = False) -> Any:
-    """Load ``pkg.mod:attr`` (attr may be dotted) or ``path/to/app.py``; return the object."""
+    """Load what APP names (see the module docstring); return the app object.
+
+    ``factory``: the named object is a factory, called with no arguments (--factory).
+    """
+    call: _Call | None = None
     if _is_path(spec):
         obj = _load_file(spec)
     else:
-        module_name, sep, attrs = spec.partition(":")
-        if not sep or not module_name or not attrs:
-            raise _fail(spec, "expected path/to/app.py or 'module:attribute'")
+        module_name, attrs = _split_module_spec(spec)
+        if attrs.endswith(")"):
+            call = _parse_call(spec, attrs)
+            attrs = call.dotted
         module = _import_module(spec, module_name)
-        obj = module
-        walked = module_name
-        for attr in attrs.split("."):
-            try:
-                obj = getattr(obj, attr)
-            except AttributeError:
-                kind = "module" if walked == module_name else "object"
-                raise _fail(
-                    spec, f"{kind} {walked!r} has no attribute {attr!r}"
-                ) from None
-            walked = f"{walked}.{attr}"
-    if factory:
-        if not callable(obj):
-            raise _fail(spec, f"factory is not callable (got {type(obj).__name__})")
-        obj = obj()
+        if attrs:
+            obj = _walk(spec, module, module_name, attrs)
+        else:
+            obj = _module_app(spec, module, module_name)
+    if call is not None:
+        # 'mod:create_app()' already says it is a factory: --factory adds nothing.
+        obj = _call_factory(spec, obj, call.args, call.kwargs, "")
+    elif factory:
+        obj = _call_factory(spec, obj, (), {}, " (--factory)")
     if not callable(obj):
         raise _fail(spec, f"not callable (got {type(obj).__name__})")
+    _check_wsgi_signature(spec, obj)
     return obj
+
+
+class _Call:
+    """``create_app(1, debug=True)`` taken apart: the dotted name and literal arguments."""
+
+    def __init__(self, dotted: str, args: tuple[Any, ...], kwargs: dict[str, Any]):
+        self.dotted = dotted
+        self.args = args
+        self.kwargs = kwargs
+
+
+def _parse_call(spec: str, attrs: str) -> _Call:
+    import ast  # only for a factory call
+
+    bad = _fail(
+        spec,
+        "expected 'module:factory()' with literal arguments, such as"
+        " 'module:create_app()' or 'module:create_app(\"prod\")'",
+    )
+    try:
+        tree = ast.parse(attrs, mode="eval").body
+    except SyntaxError:
+        raise bad from None
+    if not isinstance(tree, ast.Call):
+        raise bad
+    names: list[str] = []
+    func: ast.expr = tree.func
+    while isinstance(func, ast.Attribute):
+        names.append(func.attr)
+        func = func.value
+    if not isinstance(func, ast.Name):
+        raise bad
+    names.append(func.id)
+    try:
+        args = tuple(ast.literal_eval(a) for a in tree.args)
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in tree.keywords if k.arg}
+    except ValueError:
+        raise bad from None
+    if any(k.arg is None for k in tree.keywords):
+        raise bad
+    return _Call(".".join(reversed(names)), args, kwargs)
+
+
+def _signature(obj: Any) -> Any:
+    """inspect.signature(obj) without annotations (it is shown to the user), or None when
+    Python cannot tell (some C callables)."""
+    import inspect  # only while loading the app
+
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return None
+    empty = inspect.Parameter.empty
+    return sig.replace(
+        parameters=[p.replace(annotation=empty) for p in sig.parameters.values()],
+        return_annotation=empty,
+    )
+
+
+def _call_factory(
+    spec: str, obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any], how: str
+) -> Any:
+    if not callable(obj):
+        raise _fail(spec, f"factory{how} is not callable (got {type(obj).__name__})")
+    sig = _signature(obj)
+    if sig is not None:
+        try:
+            sig.bind(*args, **kwargs)
+        except TypeError as exc:
+            if how and _takes_wsgi_arguments(sig):
+                raise _fail(
+                    spec,
+                    f"--factory calls it with no arguments, but it takes {sig}: it"
+                    " looks like the app itself (drop --factory)",
+                ) from None
+            raise _fail(
+                spec, f"cannot call the factory{how}: {exc} (it takes {sig})"
+            ) from None
+    return obj(*args, **kwargs)
+
+
+def _takes_wsgi_arguments(sig: Any) -> bool:
+    try:
+        sig.bind({}, None)
+    except TypeError:
+        return False
+    return True
+
+
+def _check_wsgi_signature(label: str, app: Any) -> None:
+    """A factory given as the app (no --factory) would fail every request: say so now."""
+    sig = _signature(app)
+    if sig is None or _takes_wsgi_arguments(sig):
+        return
+    try:
+        sig.bind()
+    except TypeError:
+        raise _fail(
+            label,
+            f"it takes {sig}, not a WSGI app's (environ, start_response)",
+        ) from None
+    how = "add --factory"
+    if ":" in label and not _is_path(label):
+        how = f"write '{label}()' or add --factory"
+    raise _fail(
+        label,
+        f"it takes no arguments, not (environ, start_response): if it is a factory, {how}",
+    )
 
 
 def load_app(
@@ -153,28 +300,66 @@ def load_app(
     if spec is not None or expr is None:
         app = load_target(spec or DEFAULT_APP, factory=factory)
     if expr is not None:
-        label = f"-e {expr!r}"
-        try:
-            code = compile(expr, "<starman -e>", "eval")
-        except SyntaxError as exc:
-            raise AppImportError(
-                f"cannot import app {label}: invalid Python expression: {exc.msg}"
-            ) from None
-        value = eval(code, {"__name__": "__starman_eval__"})
-        if not callable(value):
-            raise AppImportError(
-                f"cannot import app {label}: not callable (got {type(value).__name__})"
-            )
-        if app is not None:
-            app = value(app)
-            if not callable(app):
-                raise AppImportError(
-                    f"cannot import app {label}: the middleware returned a non-callable ({type(app).__name__})"
-                )
-        else:
-            app = value
+        app = _apply_eval(expr, app)
     assert callable(app)
     return app  # type: ignore[no-any-return]  # a callable of unknown signature
+
+
+def _apply_eval(expr: str, app: Any) -> Any:
+    """``-e EXPR``: the app itself (no APP), or a middleware applied to APP's app.
+
+    An exception from the expression or the middleware is named after ``-e``, in one
+    line with where it was raised: the app file loaded fine.
+    """
+    label = f"-e {expr!r}"
+    try:
+        code = compile(expr, "<starman -e>", "eval")
+    except SyntaxError as exc:
+        raise AppImportError(
+            f"cannot import app {label}: invalid Python expression: {exc.msg}"
+        ) from None
+    try:
+        value = eval(code, {"__name__": "__starman_eval__"})
+    except Exception as exc:
+        raise AppImportError(
+            f"cannot import app {label}: it raised {_describe(exc)}"
+        ) from exc
+    if not callable(value):
+        raise AppImportError(
+            f"cannot import app {label}: not callable (got {type(value).__name__})"
+        )
+    if app is None:
+        sig = _signature(value)
+        if sig is not None and not _takes_wsgi_arguments(sig):
+            raise AppImportError(
+                f"cannot import app {label}: it takes {sig}, not a WSGI app's"
+                " (environ, start_response)"
+            )
+        return value
+    try:
+        wrapped = value(app)
+    except Exception as exc:
+        raise AppImportError(
+            f"cannot import app {label}: the middleware raised {_describe(exc)}"
+        ) from exc
+    if not callable(wrapped):
+        raise AppImportError(
+            f"cannot import app {label}: the middleware returned a non-callable"
+            f" ({type(wrapped).__name__})"
+        )
+    return wrapped
+
+
+def _describe(exc: BaseException) -> str:
+    """``ZeroDivisionError: division by zero``, with where, when that is not -e itself."""
+    text = f"{type(exc).__name__}: {exc}"
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is not None and tb.tb_frame.f_code.co_filename != "<starman -e>":
+        code = tb.tb_frame.f_code
+        text += f" (at {code.co_filename}:{tb.tb_lineno} in {code.co_name})"
+    return text
 
 
 def add_include_dirs(dirs: Sequence[str]) -> None:
