@@ -56,7 +56,8 @@ OPTIONS: tuple[Option, ...] = (
         "app",
         to_str,
         None,
-        "the app: path/to/app.py or pkg.mod:attr",
+        "the app: path/to/app.py, pkg.mod:attr, pkg.mod (its application, else its app)"
+        " or 'pkg.mod:create_app()' (a factory call)",
         metavar="APP",
         short=("-a",),
         doc_default="./app.py",  # None in Settings: -e EXPR alone needs no file
@@ -73,7 +74,8 @@ OPTIONS: tuple[Option, ...] = (
         "factory",
         to_str,
         False,
-        "APP names a factory: call it with no arguments to get the app",
+        "APP names a factory: call it with no arguments to get the app (or write APP as"
+        " 'pkg.mod:create_app()')",
         flag=True,
     ),
     Option(
@@ -100,6 +102,7 @@ OPTIONS: tuple[Option, ...] = (
         False,
         "load the app in the master before forking (copy-on-write; HUP does not reload code)",
         flag=True,
+        aliases=("--preload",),  # gunicorn's
     ),
     Option(
         "loader",
@@ -141,7 +144,8 @@ OPTIONS: tuple[Option, ...] = (
         "HOST:PORT, :PORT, [IPV6]:PORT, unix:PATH or PATH (repeatable)",
         metavar="SPEC",
         repeat=True,
-        short=("-l",),
+        aliases=("--bind",),  # gunicorn's spellings
+        short=("-l", "-b"),
         # Empty in Settings: --host/--port and --socket are used when --listen is not.
         doc_default=f":{DEFAULT_PORT}",
     ),
@@ -227,7 +231,13 @@ OPTIONS: tuple[Option, ...] = (
         doc_default="the key in --ssl-cert",
     ),
     # -- the process pool
-    Option("workers", to_positive_int, 5, "number of worker processes"),
+    Option(
+        "workers",
+        to_positive_int,
+        5,
+        "number of worker processes",
+        short=("-w",),  # gunicorn's
+    ),
     Option(
         "max_requests",
         to_nonneg_int,
@@ -558,7 +568,7 @@ class Settings(Record):
 
 USAGE = "starman [options] [APP]"
 DESCRIPTION = (
-    "A preforking WSGI HTTP/1.1 server. APP is path/to/app.py or pkg.mod:attr (default ./app.py). "
+    "A preforking WSGI HTTP/1.1 server. APP is path/to/app.py, pkg.mod:attr or pkg.mod (default ./app.py). "
     "Listening sockets come from SERVER_STARTER_PORT (start_server), then LISTEN_FDS (systemd), then --listen."
 )
 
@@ -570,7 +580,7 @@ def make_parser() -> OptionParser:
         OPTIONS,
         usage=USAGE,
         description=DESCRIPTION,
-        positionals=[("APP", "?", "path/to/app.py or pkg.mod:attr")],
+        positionals=[("APP", "?", "the app, as --app")],
     )
 
 

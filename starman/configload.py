@@ -6,6 +6,7 @@ hint. Raises UsageError or ConfigError; prints nothing (cli.py does).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -41,30 +42,105 @@ _NET_SERVER_HINTS = {
     "max_servers": "--workers",
     "min_servers": "--workers",
 }
+# gunicorn spellings that are not ours (the ones that are, -b/--bind, -w and --preload,
+# are aliases in the option table): what to write instead (docs/migrating.md).
+_GUNICORN_HINTS = {
+    "--access-logfile": "use --access-log (- for standard output)",
+    "--access-logformat": "use --access-log-format (Apache directives such as %h, not %(h)s)",
+    "--error-logfile": "use --error-log",
+    "--log-file": "use --error-log",
+    "--daemon": "use --daemonize",
+    "--keep-alive": "use --keepalive-timeout",
+    "--certfile": "use --ssl-cert",
+    "--keyfile": "use --ssl-key",
+    "--worker-connections": "use --max-connections-per-worker",
+    "--limit-request-field_size": "use --limit-request-field-size",
+    "--pythonpath": "use -I/--include DIR, once per directory",
+    "--chdir": "use start_server --dir, or systemd's WorkingDirectory=",
+    "--worker-class": "not supported: every worker runs one event loop",
+    "-k": "not supported: every worker runs one event loop",
+    "--threads": "not supported: every worker runs one event loop",
+    "-c": "use --config FILE.toml (a [starman] table, not Python)",
+    "-t": "use --timeout",
+    "-u": "use --user",
+    "-g": "use --group",
+}
+# Rows kept only so that their error is helpful: never suggested.
+_UNSUPPORTED_ROWS = ("reload", "reload_dirs")
+# gunicorn's -e KEY=VALUE: never a Python expression (that would need :=).
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=[^=].*|[A-Za-z_][A-Za-z0-9_]*=")
+_NEGATIVE_NUMBER = re.compile(r"-[0-9]+(\.[0-9]*)?")
 
 
-def _reject_perl_only(argv: Sequence[str]) -> None:
-    for arg in argv:
+def _unknown(name: str) -> UsageError:
+    if name in _POOL_KEYS:
+        return UsageError(
+            f"{name} is not supported (the pool is fixed): use --workers / TTIN / TTOU"
+        )
+    if name.startswith("--net-server-"):
+        key = name[len("--net-server-") :].replace("-", "_")
+        hint = _NET_SERVER_HINTS.get(key)
+        extra = f": use {hint}" if hint else ""
+        return UsageError(f"{name} is not supported (no Net::Server here){extra}")
+    hint = _GUNICORN_HINTS.get(name)
+    if hint is not None:
+        return UsageError(f"unknown option {name!r} (gunicorn's): {hint}")
+    if name.startswith("--"):
+        import difflib  # only for this error
+
+        working = [
+            spelling
+            for opt in OPTIONS
+            if opt.name not in _UNSUPPORTED_ROWS
+            for spelling in opt.spellings
+            if spelling.startswith("--")
+        ]
+        close = difflib.get_close_matches(name, working, n=1, cutoff=0.6)
+        if close:
+            return UsageError(f"unknown option {name!r} (did you mean {close[0]}?)")
+    return UsageError(f"unknown option {name!r}")
+
+
+def _check_words(argv: Sequence[str]) -> list[str]:
+    """Walk argv as the parser will: raise UsageError for an unknown option (with a hint
+    that names only what works) and for more than one APP; return the positionals."""
+    by_spelling = {s: opt for opt in OPTIONS for s in opt.spellings}
+    positionals: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
         if arg == "--":
-            return
-        name = arg.split("=", 1)[0]
-        if name in _POOL_KEYS:
-            raise UsageError(
-                f"{name} is not supported (the pool is fixed): use --workers / TTIN / TTOU"
-            )
-        if name.startswith("--net-server-"):
-            key = name[len("--net-server-") :].replace("-", "_")
-            hint = _NET_SERVER_HINTS.get(key)
-            extra = f": use {hint}" if hint else ""
-            raise UsageError(f"{name} is not supported (no Net::Server here){extra}")
+            positionals += argv[i:]
+            break
+        if not arg.startswith("-") or arg == "-" or _NEGATIVE_NUMBER.fullmatch(arg):
+            positionals.append(arg)
+            continue
+        name, eq, _value = (
+            arg.partition("=") if arg.startswith("--") else (arg[:2], "", "")
+        )
+        opt = by_spelling.get(name)
+        if opt is None:
+            raise _unknown(name)
+        if not opt.flag and not eq and len(arg) == len(name):
+            i += 1  # its value, in the next word
+    if len(positionals) > 1:
+        listed = ", ".join(repr(p) for p in positionals)
+        raise UsageError(f"one APP only, got {len(positionals)}: {listed}")
+    return positionals
 
 
 def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
     """Parse argv (and --config FILE.toml); raise UsageError or ConfigError."""
-    _reject_perl_only(argv)
+    _check_words(argv)
     cli, positionals = make_parser().parse(argv)
     toml: dict[str, Any] = {}
     config_path = cli.get("config")
+    if config_path and config_path.endswith(".py"):
+        raise UsageError(
+            f"--config {config_path!r}: expected a TOML file with a [starman] table"
+            " (gunicorn's Python config files are not read)"
+        )
     if config_path:
         toml = load_toml_table(config_path, TOML_TABLE, OPTIONS)
     env = values_from_env(OPTIONS, environ)
@@ -92,6 +168,16 @@ def _validate(s: Settings) -> None:
         )
     if (s.ssl or any(spec.ssl for spec in s.listen)) and not s.ssl_cert:
         raise UsageError("TLS (--enable-ssl or :ssl) needs --ssl-cert (and --ssl-key)")
+    if s.eval is not None and _ASSIGNMENT.fullmatch(s.eval):
+        raise UsageError(
+            f"-e {s.eval!r}: -e is Perl's, a Python expression giving the app; to set an"
+            " environment variable (gunicorn's -e KEY=VALUE), export it before starting"
+        )
+    if "=" in s.env:
+        raise UsageError(
+            f"--env {s.env!r}: --env names the environment (sets STARMAN_ENV, Perl's -E);"
+            " to set a variable (gunicorn's --env KEY=VALUE), export it before starting"
+        )
     if s.app is not None and s.app.strip() == "":
         raise UsageError("APP is empty: expected path/to/app.py or pkg.mod:attr")
 

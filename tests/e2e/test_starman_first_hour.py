@@ -102,3 +102,109 @@ def test_access_log_dash_is_standard_output(tmp_path: object) -> None:
 def _read(path: str) -> str:
     with open(path, encoding="utf-8", errors="replace") as f:
         return f.read()
+
+
+GUNICORN_MODULE = """
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"module application"]
+
+
+def create_app(name="factory"):
+    def made(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [name.encode()]
+
+    return made
+"""
+
+
+def _write_module(launcher: Launcher, name: str = "gapp") -> None:
+    with open(os.path.join(launcher.tmpdir, f"{name}.py"), "w") as f:
+        f.write(GUNICORN_MODULE)
+
+
+def test_a_second_app_argument_is_named_as_such(launcher: Launcher) -> None:
+    code, log = run_to_exit(launcher, [APP, "myapp.py"])
+    assert code == 2
+    assert error_lines(log) == [
+        f"starman: error: one APP only, got 2: {APP!r}, 'myapp.py'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("word", "line"),
+    [
+        ("--preload-ap", "unknown option '--preload-ap' (did you mean --preload-app?)"),
+        ("--bnd", "unknown option '--bnd' (did you mean --bind?)"),
+        (
+            "--threads",
+            "unknown option '--threads' (gunicorn's): not supported: every worker"
+            " runs one event loop",
+        ),
+    ],
+)
+def test_did_you_mean_names_only_options_that_work(
+    launcher: Launcher, word: str, line: str
+) -> None:
+    code, log = run_to_exit(launcher, [word, "2", APP])
+    assert code == 2
+    assert error_lines(log) == ["starman: error: " + line]
+
+
+def test_an_error_in_e_is_blamed_on_e_not_the_app_file(launcher: Launcher) -> None:
+    code, log = run_to_exit(
+        launcher, ["--preload-app", "-e", "1/0", "--listen", "unix:x.sock", APP]
+    )
+    assert code == 4
+    assert error_lines(log) == [
+        "starman: error: cannot import app -e '1/0': it raised ZeroDivisionError:"
+        " division by zero"
+    ]
+    assert "Traceback" not in log
+
+
+def test_factory_on_a_plain_app_is_one_line(launcher: Launcher) -> None:
+    code, log = run_to_exit(
+        launcher, ["--preload-app", "--factory", "--listen", "unix:x.sock", APP]
+    )
+    assert code == 4
+    assert error_lines(log) == [
+        f"starman: error: cannot import app {APP!r}: --factory calls it with no"
+        " arguments, but it takes (environ, start_response): it looks like the app"
+        " itself (drop --factory)"
+    ]
+    assert "Traceback" not in log
+
+
+@pytest.mark.parametrize(
+    ("spec", "answer"),
+    [
+        ("gapp", "module application"),
+        ("gapp:create_app()", "factory"),
+        ("gapp:create_app('named')", "named"),
+    ],
+)
+def test_gunicorn_app_spellings_serve(
+    launcher: Launcher, spec: str, answer: str
+) -> None:
+    _write_module(launcher)
+    sock = os.path.join(launcher.tmpdir, "g.sock")
+    server = launcher.run(["-w", "1", "-b", f"unix:{sock}", spec], address=sock)
+    server.wait_log("all 1 workers ready")
+    assert server.body("/") == answer
+
+
+def test_a_factory_named_without_parentheses_names_factory(
+    launcher: Launcher,
+) -> None:
+    _write_module(launcher)
+    code, log = run_to_exit(
+        launcher, ["--preload", "--bind", "unix:x.sock", "gapp:create_app"]
+    )
+    assert code == 4
+    assert error_lines(log) == [
+        "starman: error: cannot import app 'gapp:create_app': it takes no arguments,"
+        " not (environ, start_response): if it is a factory, write"
+        " 'gapp:create_app()' or add --factory"
+    ]
