@@ -18,6 +18,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from starman.wsgi.callshape import call_shape
+
 __all__ = [
     "DEFAULT_APP",
     "AppImportError",
@@ -190,7 +192,11 @@ class _Call:
 
 
 def _parse_call(spec: str, attrs: str) -> _Call:
-    import ast  # only for a factory call
+    dotted = attrs[: -len("()")]
+    if attrs.endswith("()") and all(part.isidentifier() for part in dotted.split(".")):
+        return _Call(dotted, (), {})
+    # Arguments: ast only then (the master keeps what it imports, and every worker shares it).
+    import ast
 
     bad = _fail(
         spec,
@@ -221,64 +227,32 @@ def _parse_call(spec: str, attrs: str) -> _Call:
     return _Call(".".join(reversed(names)), args, kwargs)
 
 
-def _signature(obj: Any) -> Any:
-    """inspect.signature(obj) without annotations (it is shown to the user), or None when
-    Python cannot tell (some C callables)."""
-    import inspect  # only while loading the app
-
-    try:
-        sig = inspect.signature(obj)
-    except (TypeError, ValueError):
-        return None
-    empty = inspect.Parameter.empty
-    return sig.replace(
-        parameters=[p.replace(annotation=empty) for p in sig.parameters.values()],
-        return_annotation=empty,
-    )
-
-
 def _call_factory(
     spec: str, obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any], how: str
 ) -> Any:
     if not callable(obj):
         raise _fail(spec, f"factory{how} is not callable (got {type(obj).__name__})")
-    sig = _signature(obj)
-    if sig is not None:
-        try:
-            sig.bind(*args, **kwargs)
-        except TypeError as exc:
-            if how and _takes_wsgi_arguments(sig):
-                raise _fail(
-                    spec,
-                    f"--factory calls it with no arguments, but it takes {sig}: it"
-                    " looks like the app itself (drop --factory)",
-                ) from None
+    shape = call_shape(obj)
+    if shape is not None and not shape.accepts(len(args), kwargs):
+        if how and shape.accepts(2):
             raise _fail(
-                spec, f"cannot call the factory{how}: {exc} (it takes {sig})"
-            ) from None
+                spec,
+                f"--factory calls it with no arguments, but it takes {shape}: it"
+                " looks like the app itself (drop --factory)",
+            )
+        raise _fail(spec, f"the factory{how} takes {shape}")
     return obj(*args, **kwargs)
-
-
-def _takes_wsgi_arguments(sig: Any) -> bool:
-    try:
-        sig.bind({}, None)
-    except TypeError:
-        return False
-    return True
 
 
 def _check_wsgi_signature(label: str, app: Any) -> None:
     """A factory given as the app (no --factory) would fail every request: say so now."""
-    sig = _signature(app)
-    if sig is None or _takes_wsgi_arguments(sig):
+    shape = call_shape(app)
+    if shape is None or shape.accepts(2):
         return
-    try:
-        sig.bind()
-    except TypeError:
+    if not shape.accepts(0):
         raise _fail(
-            label,
-            f"it takes {sig}, not a WSGI app's (environ, start_response)",
-        ) from None
+            label, f"it takes {shape}, not a WSGI app's (environ, start_response)"
+        )
     how = "add --factory"
     if ":" in label and not _is_path(label):
         how = f"write '{label}()' or add --factory"
@@ -329,10 +303,10 @@ def _apply_eval(expr: str, app: Any) -> Any:
             f"cannot import app {label}: not callable (got {type(value).__name__})"
         )
     if app is None:
-        sig = _signature(value)
-        if sig is not None and not _takes_wsgi_arguments(sig):
+        shape = call_shape(value)
+        if shape is not None and not shape.accepts(2):
             raise AppImportError(
-                f"cannot import app {label}: it takes {sig}, not a WSGI app's"
+                f"cannot import app {label}: it takes {shape}, not a WSGI app's"
                 " (environ, start_response)"
             )
         return value
