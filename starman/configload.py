@@ -7,6 +7,7 @@ hint. Raises UsageError or ConfigError; prints nothing (cli.py does).
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -130,6 +131,43 @@ def _check_words(argv: Sequence[str]) -> list[str]:
     return positionals
 
 
+def _check_toml_keys(path: str) -> None:
+    """An unknown key of the [starman] table, with a hint that names only a working key
+    (gunicorn's ``bind`` and ``preload`` included). Unreadable files are left to
+    load_toml_table, which says why."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on old Pythons only
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as f:
+            section = tomllib.load(f).get(TOML_TABLE)
+    except (OSError, tomllib.TOMLDecodeError):
+        return
+    if not isinstance(section, dict):
+        return
+    working = {
+        o.name: o for o in OPTIONS if not o.cli_only and o.name not in _UNSUPPORTED_ROWS
+    }
+    aliases = {
+        a[2:].replace("-", "_"): o.name
+        for o in working.values()
+        for a in o.aliases
+        if a.startswith("--")
+    }
+    for key in section:
+        name = key.replace("-", "_")
+        if name in working or name in _UNSUPPORTED_ROWS:
+            continue  # the unsupported ones get their own error, after loading
+        close = [aliases[name]] if name in aliases else []
+        if not close:
+            import difflib  # only for this error
+
+            close = difflib.get_close_matches(name, list(working), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0].replace('_', '-')!r}?)" if close else ""
+        raise ConfigError(f"{path}: unknown key {key!r} in [{TOML_TABLE}]{hint}")
+
+
 def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
     """Parse argv (and --config FILE.toml); raise UsageError or ConfigError."""
     _check_words(argv)
@@ -142,6 +180,7 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str]) -> Settings:
             " (gunicorn's Python config files are not read)"
         )
     if config_path:
+        _check_toml_keys(config_path)
         toml = load_toml_table(config_path, TOML_TABLE, OPTIONS)
     env = values_from_env(OPTIONS, environ)
     if debug_enabled(environ):

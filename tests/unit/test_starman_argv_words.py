@@ -4,11 +4,13 @@ where they do not)."""
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 
 from starman.configload import load_settings
 from starman.optionvalues import ListenSpec
-from start_server.common.options import UsageError
+from start_server.common.options import ConfigError, UsageError
 
 
 def usage_error(argv: list[str]) -> str:
@@ -130,3 +132,39 @@ def test_perl_only_spellings_keep_their_hints() -> None:
     assert usage_error(["--max-servers", "9"]).startswith(
         "--max-servers is not supported (the pool is fixed)"
     )
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            "preload = true",
+            "unknown key 'preload' in [starman] (did you mean 'preload-app'?)",
+        ),
+        ("bind = ':8000'", "unknown key 'bind' in [starman] (did you mean 'listen'?)"),
+        ("worker = 3", "unknown key 'worker' in [starman] (did you mean 'workers'?)"),
+        (
+            "relod = true",
+            "unknown key 'relod' in [starman] (did you mean 'preload-app'?)",
+        ),
+        ("zzz = 1", "unknown key 'zzz' in [starman]"),
+    ],
+)
+def test_toml_key_hints_name_only_working_keys(
+    tmp_path: pathlib.Path, line: str, message: str
+) -> None:
+    path = tmp_path / "app.toml"
+    path.write_text(f"[start_server]\nport = 1\n[starman]\nworkers = 2\n{line}\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(["--config", str(path)], {})
+    assert str(info.value) == f"{path}: {message}"
+
+
+def test_toml_unsupported_keys_keep_their_own_error(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "app.toml"
+    path.write_text("[starman]\nreload = true\n")
+    assert usage_error(["--config", str(path)]).startswith(
+        "-r/--reload and -R/--Reload are not supported"
+    )
+    path.write_text("[starman]\nworkers = 3\n")
+    assert load_settings(["--config", str(path)], {}).workers == 3
