@@ -1,7 +1,8 @@
 """Build the starman Settings from argv, the environment and --config FILE.toml.
 
-Parse, merge (CLI > env > TOML > default), validate, and reject Perl-only spellings with a
-hint. Raises UsageError or ConfigError; prints nothing (cli.py does).
+Check the words (one APP; an unknown option, Perl's or gunicorn's, gets a hint naming only
+what works), parse, merge (CLI > env > TOML > default) and validate. Raises UsageError or
+ConfigError; prints nothing (cli.py does).
 """
 
 from __future__ import annotations
@@ -102,9 +103,9 @@ def _unknown(name: str) -> UsageError:
     return UsageError(f"unknown option {name!r}")
 
 
-def _check_words(argv: Sequence[str]) -> list[str]:
+def _check_words(argv: Sequence[str]) -> None:
     """Walk argv as the parser will: raise UsageError for an unknown option (with a hint
-    that names only what works) and for more than one APP; return the positionals."""
+    that names only what works) and for more than one APP."""
     by_spelling = {s: opt for opt in OPTIONS for s in opt.spellings}
     positionals: list[str] = []
     i = 0
@@ -128,7 +129,6 @@ def _check_words(argv: Sequence[str]) -> list[str]:
     if len(positionals) > 1:
         listed = ", ".join(repr(p) for p in positionals)
         raise UsageError(f"one APP only, got {len(positionals)}: {listed}")
-    return positionals
 
 
 def _check_toml_keys(path: str) -> None:
