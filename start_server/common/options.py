@@ -26,6 +26,8 @@ __all__ = [
     "Option",
     "OptionParser",
     "UsageError",
+    "default_text",
+    "help_text",
     "load_toml_table",
     "merge",
     "to_bool",
@@ -238,6 +240,40 @@ class Option(Record):
         return tuple(names)
 
 
+def default_text(opt: Option) -> str:
+    """The default as ``--help`` and the docs show it: ``doc_default`` if the row has one,
+    else its value (``none`` when unset, ``on``/``off`` for a flag)."""
+    if opt.doc_default is not None:
+        return opt.doc_default
+    value = opt.default
+    if opt.flag:
+        return "on" if value else "off"
+    if value is None or value == [] or value == ():
+        return "none"
+    if isinstance(value, signal.Signals):
+        return value.name[3:]
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, int) and opt.convert is to_size:
+        for unit, size in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+            if value and value % size == 0:
+                return f"{value // size}{unit}"
+    return str(value)
+
+
+# What --help leaves out: an unset value or a flag that is off is not worth a note.
+_UNSHOWN_DEFAULTS = ("none", "off")
+
+
+def help_text(opt: Option) -> str:
+    """The row's help as ``--help`` shows it: with ``(default: X)`` appended, as
+    argparse's ArgumentDefaultsHelpFormatter would, when the row has a default."""
+    shown = default_text(opt)
+    if shown in _UNSHOWN_DEFAULTS:
+        return opt.help
+    return f"{opt.help} (default: {shown})"
+
+
 def _describe_error(opt: Option, raw: object, exc: ValueError) -> str:
     return f"invalid {opt.flag_name} value {str(raw)!r}: {exc}"
 
@@ -342,7 +378,7 @@ class OptionParser:
                 dest=opt.name,
                 action="store_true",
                 default=argparse.SUPPRESS,
-                help=opt.help.replace("%", "%%"),
+                help=help_text(opt).replace("%", "%%"),
             )
             if opt.negatable:
                 base = opt.name.replace("_", "-")
@@ -370,7 +406,7 @@ class OptionParser:
             action="append" if opt.repeat else "store",
             default=argparse.SUPPRESS,
             metavar=opt.metavar or opt.name.upper(),
-            help=opt.help.replace("%", "%%"),
+            help=help_text(opt).replace("%", "%%"),
         )
 
     def parse(self, argv: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
