@@ -1,6 +1,8 @@
 """``start_server`` command line: the only place that prints errors and picks exit codes.
 
-0 OK, 1 runtime failure, 2 usage. Errors are one line: ``start_server: error: ...``.
+0 OK, 1 runtime failure, 2 usage or configuration (a bad option, environment value or
+``--config`` file), as starman. Errors are one line: ``start_server: error: ...``; a
+usage error adds the usage line once.
 """
 
 from __future__ import annotations
@@ -112,7 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(str(exc))
         sys.stderr.write(f"usage: {config.USAGE}\n")
         return EXIT_USAGE
-    except (ConfigError, PidFileError) as exc:
+    except ConfigError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except PidFileError as exc:
         _error(str(exc))
         return EXIT_FAILURE
     except KeyboardInterrupt:

@@ -399,6 +399,5 @@ def check(settings: Settings, command: Sequence[str]) -> None:
     if settings.daemonize and not settings.log_file:
         raise UsageError("--daemonize requires --log-file")
     if not command:
-        raise UsageError(
-            "server program not specified (usage: start_server [options] -- prog args...)"
-        )
+        # The CLI prints the usage line after every UsageError: not here too.
+        raise UsageError("server program not specified")
