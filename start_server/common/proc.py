@@ -1,7 +1,8 @@
 """Process plumbing shared by start_server and the starman master.
 
 Decode wait statuses, reap, spawn a command with its exec failure reported back, write
-files atomically, hold a flocked pid file. Raises; never prints.
+files atomically, check where a status file will go, hold a flocked pid file. Raises or
+returns the error's text; never prints.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "read_pid_file",
     "reap",
     "spawn",
+    "status_file_error",
 ]
 
 # Perl's start_server child exits with 255 when exec fails; we keep the number.
@@ -203,6 +205,25 @@ def atomic_write(path: str, data: str | bytes, mode: int = 0o644) -> None:
         except OSError:
             pass
         raise
+
+
+def status_file_error(path: str) -> str | None:
+    """Why ``--status-file PATH`` cannot be written, as one line; None if it can.
+
+    Both programs refuse to start on it, with these words: the file is replaced by
+    ``atomic_write`` (a rename), so what matters is its directory.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    prefix = f"cannot write --status-file {path!r}:"
+    if os.path.isdir(path):
+        return f"{prefix} it is a directory"
+    if not os.path.exists(directory):
+        return f"{prefix} directory {directory!r} does not exist"
+    if not os.path.isdir(directory):
+        return f"{prefix} {directory!r} is not a directory"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f"{prefix} directory {directory!r} is not writable"
+    return None
 
 
 class PidFileError(Exception):

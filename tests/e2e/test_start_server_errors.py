@@ -101,7 +101,8 @@ def error_line(err: str) -> str:
         (
             ["--status-file", "/nonexistent-dir/st", "--", "true"],
             FAILURE,
-            "cannot write status file '/nonexistent-dir/st'",
+            "cannot write --status-file '/nonexistent-dir/st': directory "
+            "'/nonexistent-dir' does not exist",
         ),
         (
             ["--config", "/nonexistent.toml", "--", "true"],
