@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from start_server import __version__, config
 from start_server.common.options import ConfigError, UsageError
-from start_server.common.proc import PidFileError
+from start_server.common.proc import PidFileError, set_process_name
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -103,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return EXIT_FAILURE
         if argv is None:
             _reexec_without_site()
+            # python3 otherwise, after the re-exec: pgrep -x start_server finds Perl's.
+            set_process_name(PROGRAM)
         from start_server import supervisor
 
         try:
