@@ -77,6 +77,16 @@ ENV_ENVDIR = "ENVDIR"
 ENV_ENABLE_AUTO_RESTART = "ENABLE_AUTO_RESTART"
 ENV_AUTO_RESTART_INTERVAL = "AUTO_RESTART_INTERVAL"
 
+# The options of Perl's start_server: an abbreviation they alone share means one of them,
+# as it did in Perl before we added ours (--re is --restart, not --ready-timeout).
+PERL_OPTIONS = frozenset(
+    (
+        "port path interval log_file pid_file dir signal_on_hup signal_on_term backlog "
+        "envdir enable_auto_restart daemonize auto_restart_interval kill_old_delay "
+        "status_file restart stop help version"
+    ).split()
+)
+
 # --restart and --stop give up after this many seconds.
 DEFAULT_WAIT_TIMEOUT = 60.0
 
@@ -343,6 +353,8 @@ def build_parser() -> OptionParser:
         usage=USAGE,
         description=DESCRIPTION,
         positionals=[("command", "...", "the server program and its arguments")],
+        getopt_long=True,
+        prefer=PERL_OPTIONS,
     )
 
 

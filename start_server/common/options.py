@@ -339,6 +339,10 @@ class OptionParser:
 
     Methods for the caller: ``parse(argv) -> (cli_values, positionals)`` where
     ``cli_values`` holds only what the command line set; ``format_help()``.
+
+    ``getopt_long`` also takes the spellings Perl's Getopt::Long accepts by default
+    (``-version``, ``--vers``, ``-h``: ``start_server.common.getoptlong``); an ambiguous
+    prefix may still mean one of the options named in ``prefer``.
     """
 
     def __init__(
@@ -350,9 +354,13 @@ class OptionParser:
         description: str,
         positionals: Sequence[tuple[str, str, str]] = (),
         allow_abbrev: bool = False,
+        getopt_long: bool = False,
+        prefer: Iterable[str] = (),
     ) -> None:
         self.prog = prog
         self.options = tuple(options)
+        self._getopt_long = getopt_long
+        self._prefer = frozenset(prefer)
         self._by_dest = {o.name: o for o in self.options}
         known = [s for o in self.options for s in o.spellings if s.startswith("--")]
         self._parser = _Parser(
@@ -409,8 +417,27 @@ class OptionParser:
             help=help_text(opt).replace("%", "%%"),
         )
 
+    def _getopt_words(self, argv: Sequence[str]) -> list[str]:
+        """argv with Getopt::Long spellings written out in full (``getopt_long``)."""
+        from start_server.common.getoptlong import SpellingError, expand_long_options
+
+        names: dict[str, bool] = {}
+        prefer: set[str] = set()
+        for opt in self.options:
+            for spelling in opt.spellings:
+                if spelling.startswith("--"):
+                    names[spelling[2:].lower()] = not opt.flag
+                    if opt.name in self._prefer:
+                        prefer.add(spelling[2:].lower())
+        try:
+            return expand_long_options(argv, names, prefer)
+        except SpellingError as exc:
+            raise UsageError(str(exc)) from None
+
     def parse(self, argv: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Parse argv; return (option values set on the CLI, converted; positionals)."""
+        if self._getopt_long:
+            argv = self._getopt_words(argv)
         ns = self._parser.parse_args(list(argv))
         raw = vars(ns)
         values: dict[str, Any] = {}
