@@ -8,8 +8,6 @@ import re
 import signal
 import socket
 
-import psutil
-
 from tests.harness.process import PY, kill_group, read_stream_until, spawn, wait_for
 from tests.harness.rawhttp import http_request
 from tests.harness.starman_program import APP, Launcher, launcher
@@ -29,13 +27,6 @@ def _request(address: str, target: str) -> bytes:
         address,
         f"GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
         "Referer: http://ref.example/\r\nUser-Agent: probe/1.0\r\n\r\n".encode(),
-    )
-
-
-def _holds(pids: set[int], path: str) -> bool:
-    """Every one of ``pids`` (at least one) has ``path`` open."""
-    return bool(pids) and all(
-        any(f.path == path for f in psutil.Process(pid).open_files()) for pid in pids
     )
 
 
@@ -86,7 +77,7 @@ def test_access_log_format_survives_logrotate_and_error_log_has_timestamps(
     wait_for(lambda: os.path.exists(errors) and "reopened logs" in read(errors))
     # The master forwards USR1 to the worker, which reopens its own handlers: wait
     # until the worker holds the new access file, not only until the file exists.
-    wait_for(lambda: _holds(server.workers(), access))
+    wait_for(lambda: server.workers_hold(access))
     _request(server.address, "/second")
     line = wait_for(lambda: read(access))
     assert line.startswith("GET /second  HTTP/1.1 200 "), line
