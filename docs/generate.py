@@ -8,7 +8,6 @@ The renderers (Markdown and man(7)) live here: the programs never render their o
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from collections.abc import Sequence
 
@@ -24,29 +23,9 @@ from start_server import (  # noqa: E402
     __version__ as start_server_version,
     config as start_server_config,
 )
-from start_server.common.options import Option  # noqa: E402
+from start_server.common.options import Option, default_text  # noqa: E402
 
 # --------------------------------------------------------------------------- renderers
-
-
-def default_text(opt: Option) -> str:
-    """The default as the docs show it (``doc_default`` when the value is machine-made)."""
-    if opt.doc_default is not None:
-        return opt.doc_default
-    value = opt.default
-    if opt.flag:
-        return "on" if value else "off"
-    if value is None or value == [] or value == ():
-        return "none"
-    if isinstance(value, signal.Signals):
-        return value.name[3:]
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, int) and opt.convert.__name__ == "to_size":
-        for unit, size in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
-            if value and value % size == 0:
-                return f"{value // size}{unit}"
-    return str(value)
 
 
 def _spelling_line(opt: Option, sep: str = " ") -> list[str]:

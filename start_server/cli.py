@@ -1,6 +1,8 @@
 """``start_server`` command line: the only place that prints errors and picks exit codes.
 
-0 OK, 1 runtime failure, 2 usage. Errors are one line: ``start_server: error: ...``.
+0 OK, 1 runtime failure, 2 usage or configuration (a bad option, environment value or
+``--config`` file), as starman. Errors are one line: ``start_server: error: ...``; a
+usage error adds the usage line once.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Sequence
 
 from start_server import __version__, config
 from start_server.common.options import ConfigError, UsageError
-from start_server.common.proc import PidFileError
+from start_server.common.proc import PidFileError, set_process_name
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -101,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return EXIT_FAILURE
         if argv is None:
             _reexec_without_site()
+            # python3 otherwise, after the re-exec: pgrep -x start_server finds Perl's.
+            set_process_name(PROGRAM)
         from start_server import supervisor
 
         try:
@@ -112,7 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(str(exc))
         sys.stderr.write(f"usage: {config.USAGE}\n")
         return EXIT_USAGE
-    except (ConfigError, PidFileError) as exc:
+    except ConfigError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except PidFileError as exc:
         _error(str(exc))
         return EXIT_FAILURE
     except KeyboardInterrupt:

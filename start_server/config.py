@@ -77,6 +77,16 @@ ENV_ENVDIR = "ENVDIR"
 ENV_ENABLE_AUTO_RESTART = "ENABLE_AUTO_RESTART"
 ENV_AUTO_RESTART_INTERVAL = "AUTO_RESTART_INTERVAL"
 
+# The options of Perl's start_server: an abbreviation they alone share means one of them,
+# as it did in Perl before we added ours (--re is --restart, not --ready-timeout).
+PERL_OPTIONS = frozenset(
+    (
+        "port path interval log_file pid_file dir signal_on_hup signal_on_term backlog "
+        "envdir enable_auto_restart daemonize auto_restart_interval kill_old_delay "
+        "status_file restart stop help version"
+    ).split()
+)
+
 # --restart and --stop give up after this many seconds.
 DEFAULT_WAIT_TIMEOUT = 60.0
 
@@ -127,8 +137,7 @@ OPTIONS: tuple[Option, ...] = (
         "interval",
         to_nonneg_float,
         DEFAULT_INTERVAL,
-        "seconds a new generation must stay alive to count as started "
-        f"(default: {DEFAULT_INTERVAL:g})",
+        "seconds a new generation must stay alive to count as started",
         metavar="SECS",
     ),
     Option(
@@ -145,33 +154,31 @@ OPTIONS: tuple[Option, ...] = (
         "ready_timeout",
         _to_positive_float,
         DEFAULT_READY_TIMEOUT,
-        "with --wait-ready: seconds a new generation has to report READY=1 "
-        f"(default: {DEFAULT_READY_TIMEOUT:g})",
+        "with --wait-ready: seconds a new generation has to report READY=1",
         metavar="SECS",
     ),
     Option(
         "kill_old_delay",
         to_nonneg_float,
         None,
-        "seconds to wait after a new generation started before signalling the old one "
-        f"(default: {AUTO_RESTART_KILL_OLD_DELAY:g} with --enable-auto-restart, else 0)",
+        "seconds to wait after a new generation started before signalling the old one",
         metavar="SECS",
         env=ENV_KILL_OLD_DELAY,
+        # None until given: Perl exports KILL_OLD_DELAY only then.
+        doc_default=f"{AUTO_RESTART_KILL_OLD_DELAY:g} with --enable-auto-restart, else 0",
     ),
     Option(
         "signal_on_hup",
         to_signal,
-        None,
-        "signal sent to old generations after a restart "
-        f"(default: {DEFAULT_SIGNAL.name[3:]})",
+        DEFAULT_SIGNAL,
+        "signal sent to old generations after a restart",
         metavar="SIGNAL",
     ),
     Option(
         "signal_on_term",
         to_signal,
-        None,
-        "signal forwarded to the generations when start_server gets TERM "
-        f"(default: {DEFAULT_SIGNAL.name[3:]})",
+        DEFAULT_SIGNAL,
+        "signal forwarded to the generations when start_server gets TERM",
         metavar="SIGNAL",
     ),
     Option(
@@ -206,8 +213,7 @@ OPTIONS: tuple[Option, ...] = (
         "log_level",
         to_log_level,
         DEFAULT_LOG_LEVEL,
-        "start_server's own messages: debug, info, warning or error "
-        f"(default: {DEFAULT_LOG_LEVEL})",
+        "start_server's own messages: debug, info, warning or error",
         metavar="LEVEL",
     ),
     Option(
@@ -238,16 +244,17 @@ OPTIONS: tuple[Option, ...] = (
         "auto_restart_interval",
         to_nonneg_float,
         None,
-        "seconds between automatic restarts "
-        f"(default: {DEFAULT_AUTO_RESTART_INTERVAL:g})",
+        "seconds between automatic restarts",
         metavar="SECS",
         env=ENV_AUTO_RESTART_INTERVAL,
+        # None until given: Perl exports AUTO_RESTART_INTERVAL only then.
+        doc_default=f"{DEFAULT_AUTO_RESTART_INTERVAL:g}",
     ),
     Option(
         "backlog",
         to_positive_int,
         DEFAULT_BACKLOG,
-        f"listen backlog (default: {DEFAULT_BACKLOG_TEXT})",
+        "listen backlog",
         metavar="N",
         doc_default=DEFAULT_BACKLOG_TEXT,
     ),
@@ -265,7 +272,7 @@ OPTIONS: tuple[Option, ...] = (
         to_nonneg_float,
         DEFAULT_WAIT_TIMEOUT,
         "with --restart or --stop: give up (exit 1) after this many seconds; 0 waits "
-        f"forever as Perl does (default: {DEFAULT_WAIT_TIMEOUT:g})",
+        "forever as Perl does",
         metavar="SECS",
     ),
     Option(
@@ -306,8 +313,8 @@ class Settings(Record):
     wait_ready: bool
     ready_timeout: float
     kill_old_delay: float | None
-    signal_on_hup: signal.Signals | None  # None: DEFAULT_SIGNAL
-    signal_on_term: signal.Signals | None
+    signal_on_hup: signal.Signals
+    signal_on_term: signal.Signals
     status_file: str | None
     pid_file: str | None
     dir: str | None
@@ -346,6 +353,8 @@ def build_parser() -> OptionParser:
         usage=USAGE,
         description=DESCRIPTION,
         positionals=[("command", "...", "the server program and its arguments")],
+        getopt_long=True,
+        prefer=PERL_OPTIONS,
     )
 
 
@@ -402,6 +411,5 @@ def check(settings: Settings, command: Sequence[str]) -> None:
     if settings.daemonize and not settings.log_file:
         raise UsageError("--daemonize requires --log-file")
     if not command:
-        raise UsageError(
-            "server program not specified (usage: start_server [options] -- prog args...)"
-        )
+        # The CLI prints the usage line after every UsageError: not here too.
+        raise UsageError("server program not specified")

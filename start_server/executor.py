@@ -84,8 +84,8 @@ def params_from_env(
     return rec.Params(
         interval=settings.interval,
         kill_old_delay=_float_or(env.get(ENV_KILL_OLD_DELAY), settings.kill_old_delay),
-        signal_on_hup=settings.signal_on_hup or rec.DEFAULT_SIGNAL,
-        signal_on_term=settings.signal_on_term or rec.DEFAULT_SIGNAL,
+        signal_on_hup=settings.signal_on_hup,
+        signal_on_term=settings.signal_on_term,
         auto_restart=auto,
         auto_restart_interval=ari or rec.DEFAULT_AUTO_RESTART_INTERVAL,
         wait_ready=settings.wait_ready,

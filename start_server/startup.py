@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 
+from start_server.common.proc import status_file_error
 from start_server.config import (
     ENV_AUTO_RESTART_INTERVAL,
     ENV_ENABLE_AUTO_RESTART,
@@ -55,13 +56,10 @@ def option_exports(settings: Settings) -> dict[str, str]:
 
 
 def check_status_file(path: str) -> None:
-    """Fail at start, not at the first write, when the status file's directory is not
-    writable."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory) or not os.access(directory, os.W_OK | os.X_OK):
-        raise SupervisorError(
-            f"cannot write status file {path!r}: directory {directory!r} is not writable"
-        )
+    """Fail at start, not at the first write, when the status file cannot be written."""
+    problem = status_file_error(path)
+    if problem is not None:
+        raise SupervisorError(problem)
 
 
 class LogTarget:

@@ -170,6 +170,8 @@ class Supervisor:
 def run(settings: Settings, command: Sequence[str]) -> int:
     """Start the superdaemon and run it until it is stopped; return the exit code."""
     log.set_level(settings.log_level)
+    if settings.status_file:  # a refusal is then the only line printed
+        check_status_file(settings.status_file)
     log.info("start_server (pid:%d) starting now...", os.getpid())
     base_env = dict(os.environ)
     # systemd's NOTIFY_SOCKET is ours: the children report to us (--wait-ready), and we
@@ -184,8 +186,6 @@ def run(settings: Settings, command: Sequence[str]) -> int:
             raise SupervisorError(
                 f"cannot read envdir {envdir!r}: {exc.strerror or exc}"
             ) from None
-    if settings.status_file:
-        check_status_file(settings.status_file)
     logfile = LogTarget(settings.log_file) if settings.log_file else None
     adopted = adopt_all(os.environ, (s.key for s in settings.specs))
     clash = {b.sock.fileno() for b in adopted} & {

@@ -1,6 +1,6 @@
 """A tiny server to run under start_server: answers every connection with its pid and generation.
 
-    start_server --port 127.0.0.1:8080 -- python docs/examples/echo_server.py
+    .venv/bin/start_server --port 127.0.0.1:8080 -- .venv/bin/python docs/examples/echo_server.py
     curl http://127.0.0.1:8080/        # "hello from pid 1234, generation 1"
     kill -HUP <start_server pid>       # generation 2 takes over, no connection refused
 

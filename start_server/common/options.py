@@ -26,6 +26,8 @@ __all__ = [
     "Option",
     "OptionParser",
     "UsageError",
+    "default_text",
+    "help_text",
     "load_toml_table",
     "merge",
     "to_bool",
@@ -238,6 +240,40 @@ class Option(Record):
         return tuple(names)
 
 
+def default_text(opt: Option) -> str:
+    """The default as ``--help`` and the docs show it: ``doc_default`` if the row has one,
+    else its value (``none`` when unset, ``on``/``off`` for a flag)."""
+    if opt.doc_default is not None:
+        return opt.doc_default
+    value = opt.default
+    if opt.flag:
+        return "on" if value else "off"
+    if value is None or value == [] or value == ():
+        return "none"
+    if isinstance(value, signal.Signals):
+        return value.name[3:]
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, int) and opt.convert is to_size:
+        for unit, size in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+            if value and value % size == 0:
+                return f"{value // size}{unit}"
+    return str(value)
+
+
+# What --help leaves out: an unset value or a flag that is off is not worth a note.
+_UNSHOWN_DEFAULTS = ("none", "off")
+
+
+def help_text(opt: Option) -> str:
+    """The row's help as ``--help`` shows it: with ``(default: X)`` appended, as
+    argparse's ArgumentDefaultsHelpFormatter would, when the row has a default."""
+    shown = default_text(opt)
+    if shown in _UNSHOWN_DEFAULTS:
+        return opt.help
+    return f"{opt.help} (default: {shown})"
+
+
 def _describe_error(opt: Option, raw: object, exc: ValueError) -> str:
     return f"invalid {opt.flag_name} value {str(raw)!r}: {exc}"
 
@@ -303,6 +339,10 @@ class OptionParser:
 
     Methods for the caller: ``parse(argv) -> (cli_values, positionals)`` where
     ``cli_values`` holds only what the command line set; ``format_help()``.
+
+    ``getopt_long`` also takes the spellings Perl's Getopt::Long accepts by default
+    (``-version``, ``--vers``, ``-h``: ``start_server.common.getoptlong``); an ambiguous
+    prefix may still mean one of the options named in ``prefer``.
     """
 
     def __init__(
@@ -314,9 +354,13 @@ class OptionParser:
         description: str,
         positionals: Sequence[tuple[str, str, str]] = (),
         allow_abbrev: bool = False,
+        getopt_long: bool = False,
+        prefer: Iterable[str] = (),
     ) -> None:
         self.prog = prog
         self.options = tuple(options)
+        self._getopt_long = getopt_long
+        self._prefer = frozenset(prefer)
         self._by_dest = {o.name: o for o in self.options}
         known = [s for o in self.options for s in o.spellings if s.startswith("--")]
         self._parser = _Parser(
@@ -342,7 +386,7 @@ class OptionParser:
                 dest=opt.name,
                 action="store_true",
                 default=argparse.SUPPRESS,
-                help=opt.help.replace("%", "%%"),
+                help=help_text(opt).replace("%", "%%"),
             )
             if opt.negatable:
                 base = opt.name.replace("_", "-")
@@ -370,11 +414,30 @@ class OptionParser:
             action="append" if opt.repeat else "store",
             default=argparse.SUPPRESS,
             metavar=opt.metavar or opt.name.upper(),
-            help=opt.help.replace("%", "%%"),
+            help=help_text(opt).replace("%", "%%"),
         )
+
+    def _getopt_words(self, argv: Sequence[str]) -> list[str]:
+        """argv with Getopt::Long spellings written out in full (``getopt_long``)."""
+        from start_server.common.getoptlong import SpellingError, expand_long_options
+
+        names: dict[str, bool] = {}
+        prefer: set[str] = set()
+        for opt in self.options:
+            for spelling in opt.spellings:
+                if spelling.startswith("--"):
+                    names[spelling[2:].lower()] = not opt.flag
+                    if opt.name in self._prefer:
+                        prefer.add(spelling[2:].lower())
+        try:
+            return expand_long_options(argv, names, prefer)
+        except SpellingError as exc:
+            raise UsageError(str(exc)) from None
 
     def parse(self, argv: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Parse argv; return (option values set on the CLI, converted; positionals)."""
+        if self._getopt_long:
+            argv = self._getopt_words(argv)
         ns = self._parser.parse_args(list(argv))
         raw = vars(ns)
         values: dict[str, Any] = {}

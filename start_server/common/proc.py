@@ -1,7 +1,8 @@
 """Process plumbing shared by start_server and the starman master.
 
 Decode wait statuses, reap, spawn a command with its exec failure reported back, write
-files atomically, hold a flocked pid file. Raises; never prints.
+files atomically, check where a status file will go, hold a flocked pid file, name the
+process. Raises or returns the error's text; never prints.
 """
 
 from __future__ import annotations
@@ -22,11 +23,17 @@ __all__ = [
     "atomic_write",
     "read_pid_file",
     "reap",
+    "set_process_name",
     "spawn",
+    "status_file_error",
 ]
 
 # Perl's start_server child exits with 255 when exec fails; we keep the number.
 EXEC_FAILED = 255
+
+# The kernel keeps a thread's name in 16 bytes, the last one a NUL.
+PROCESS_NAME_MAX = 15
+_PR_SET_NAME = 15
 
 
 class ExitStatus(Record):
@@ -203,6 +210,62 @@ def atomic_write(path: str, data: str | bytes, mode: int = 0o644) -> None:
         except OSError:
             pass
         raise
+
+
+def set_process_name(name: str) -> bool:
+    """Name the calling thread (the process, when single-threaded) as ``prctl(PR_SET_NAME)``
+    does: what ``ps -o comm``, ``top`` and ``pgrep -x`` match. Linux only; the name is cut
+    to 15 bytes. Returns False where it cannot be done.
+
+    It writes /proc/thread-self/comm, the same kernel call as prctl without loading
+    ctypes into start_server's long-lived supervisor; ctypes is the fallback when /proc
+    is not mounted. An exec gives the next program its own name back.
+    """
+    data = name.encode(errors="replace")[:PROCESS_NAME_MAX]
+    try:
+        fd = os.open("/proc/thread-self/comm", os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return _prctl_set_name(data)
+    try:
+        os.write(fd, data)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def _prctl_set_name(data: bytes) -> bool:
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes  # only without /proc: the supervisor keeps what it imports
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_NAME, ctypes.c_char_p(data), 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def status_file_error(path: str) -> str | None:
+    """Why ``--status-file PATH`` cannot be written, as one line; None if it can.
+
+    Both programs refuse to start on it, with these words: the file is replaced by
+    ``atomic_write`` (a rename), so what matters is its directory.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    prefix = f"cannot write --status-file {path!r}:"
+    if os.path.isdir(path):
+        return f"{prefix} it is a directory"
+    if not os.path.exists(directory):
+        return f"{prefix} directory {directory!r} does not exist"
+    if not os.path.isdir(directory):
+        return f"{prefix} {directory!r} is not a directory"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f"{prefix} directory {directory!r} is not writable"
+    return None
 
 
 class PidFileError(Exception):

@@ -75,7 +75,9 @@ def test_access_log_format_survives_logrotate_and_error_log_has_timestamps(
     os.rename(errors, errors + ".1")
     server.signal(signal.SIGUSR1)
     wait_for(lambda: os.path.exists(errors) and "reopened logs" in read(errors))
-    wait_for(lambda: os.path.exists(access))
+    # The master forwards USR1 to the worker, which reopens its own handlers: wait
+    # until the worker holds the new access file, not only until the file exists.
+    wait_for(lambda: server.workers_hold(access))
     _request(server.address, "/second")
     line = wait_for(lambda: read(access))
     assert line.startswith("GET /second  HTTP/1.1 200 "), line

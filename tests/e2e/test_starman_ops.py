@@ -67,7 +67,8 @@ def test_error_and_access_logs_are_reopened_on_usr1(launcher: Launcher) -> None:
     os.rename(access_log, access_log + ".1")
     server.signal(signal.SIGUSR1)
     wait_for(lambda: os.path.exists(error_log) and "reopened logs" in read(error_log))
-    wait_for(lambda: os.path.exists(access_log))
+    # The worker reopens its own handlers when the master forwards USR1.
+    wait_for(lambda: server.workers_hold(access_log))
     assert server.body()
     wait_for(lambda: '"GET / HTTP/1.1" 200' in read(access_log))
     assert server.proc.poll() is None

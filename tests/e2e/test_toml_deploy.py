@@ -159,7 +159,7 @@ def test_one_toml_file_drives_start_server_and_starman(tmpdir: str) -> None:
         ),
         (
             "start_server",
-            1,
+            2,  # a configuration error: 2 in both programs
             '[start_server]\nport = ["8080"]\npid_fil = "x"\n',
             "unknown key 'pid_fil' in [start_server] (did you mean 'pid-file'?)",
         ),

@@ -46,6 +46,17 @@ class Server:
         assert raw.startswith(b"HTTP/1.1 200"), raw
         return response_body(raw).decode()
 
+    def workers_hold(self, path: str) -> bool:
+        """Every live worker (at least one) has ``path`` open: it reopened its logs."""
+        pids = self.workers()
+        try:
+            return bool(pids) and all(
+                any(f.path == path for f in psutil.Process(pid).open_files())
+                for pid in pids
+            )
+        except psutil.NoSuchProcess:
+            return False
+
     def workers(self, master: int | None = None) -> set[int]:
         """Live (non-zombie) children of the master."""
         out = set()

@@ -21,7 +21,8 @@ def test_defaults_are_perls() -> None:
     assert command == ("prog",)
     assert settings.interval == 1.0
     assert settings.kill_old_delay is None
-    assert settings.signal_on_hup is None and settings.signal_on_term is None
+    assert settings.signal_on_hup is signal.SIGTERM
+    assert settings.signal_on_term is signal.SIGTERM
     assert settings.port == () and settings.path == ()
     assert not settings.enable_auto_restart and not settings.daemonize
     assert settings.backlog == __import__("socket").SOMAXCONN
