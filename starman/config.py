@@ -346,7 +346,7 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "directory for spilled request bodies",
         metavar="DIR",
-        doc_default="$TMPDIR (Python's tempfile rule)",
+        doc_default="$TMPDIR, else /tmp",
     ),
     Option("limit_request_line", to_positive_int, 8190, "longer request lines get 414"),
     Option("limit_request_fields", to_positive_int, 100, "more header fields get 431"),
