@@ -135,17 +135,12 @@ class Master:
                 pass
         except BlockingIOError:
             pass
-        signals = self.waker.drain()
-        for status in reap():
-            sig = status.signal
-            code = self._feed(
-                pool.ChildExited(
-                    status.pid, status.code, None if sig is None else int(sig)
-                )
-            )
-            if code is not None:
-                return code
-        for sig in signals:
+        # Signals first, read after reaping: Ctrl-C reaches the whole process group, and
+        # a worker it ended must be seen by a stopping pool, not replaced by a running
+        # one. The master's own signal was pending before any of those workers could
+        # exit, so it is in the waker once their exits have been reaped.
+        exited = reap()
+        for sig in self.waker.drain():
             if sig is signal.SIGCHLD:
                 continue
             busy = (
@@ -154,6 +149,17 @@ class Master:
                 else frozenset()
             )
             code = self._feed(pool.Signalled(sig, busy))
+            if code is not None:
+                return code
+        for status in exited:
+            died_of = status.signal
+            code = self._feed(
+                pool.ChildExited(
+                    status.pid,
+                    status.code,
+                    None if died_of is None else int(died_of),
+                )
+            )
             if code is not None:
                 return code
         events, self.timeout_check_at = scan_board(
