@@ -30,6 +30,8 @@ from starman.master.board import (
 from starman.master.immortal import immortalize_program
 from starman.master.logs import reopen_log_handlers
 from starman.master.process import (
+    MASTER_NAME,
+    WORKER_NAME,
     libc,
     proctitle_setter,
     set_parent_death_signal,
@@ -98,7 +100,7 @@ class Master:
             log.debug("made %d objects of the program immortal before forking", marked)
         trim_heap()
         if s.proctitle:
-            set_title("starman master " + " ".join(self.argv), "starman-master")
+            set_title("starman master " + " ".join(self.argv), MASTER_NAME)
         self.board = Scoreboard(pool.MAX_SLOTS)
         self.ready_r, self.ready_w = os.pipe()
         os.set_blocking(self.ready_r, False)
@@ -271,7 +273,7 @@ class Master:
             if os.getppid() != self.pid:
                 os._exit(0)
             if self.s.proctitle:
-                set_title("starman worker " + " ".join(self.argv), "starman-worker")
+                set_title("starman worker " + " ".join(self.argv), WORKER_NAME)
             hooks = SlotHooks(self.board, slot, generation, self.ready_w)
             status = self._serve(hooks, generation)
         except BaseException:

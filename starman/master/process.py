@@ -17,6 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = [
+    "MASTER_NAME",
+    "WORKER_NAME",
     "MasterError",
     "daemonize",
     "dev_null_stdio",
@@ -25,11 +27,16 @@ __all__ = [
     "proctitle_setter",
     "resolve_ids",
     "set_parent_death_signal",
+    "set_process_name",
     "set_title",
     "trim_heap",
 ]
 
 _PR_SET_NAME = 15
+
+# The process names (``pgrep -x starman``), set unless --disable-proctitle.
+MASTER_NAME = "starman"
+WORKER_NAME = "starman-worker"
 _PR_SET_PDEATHSIG = 1
 
 
@@ -88,15 +95,22 @@ def proctitle_setter() -> Callable[[str], None] | None:
     return setter
 
 
-def set_title(title: str, short: str) -> None:
-    """setproctitle if installed, else prctl(PR_SET_NAME) with the short name (15 bytes)."""
+def set_process_name(name: str) -> None:
+    """Linux: the kernel's name of this process (``comm``: what ``pgrep -x``, ``top`` and
+    ``ps -o comm`` show), at most 15 bytes; nothing elsewhere."""
+    lib = libc()
+    if lib is not None and sys.platform.startswith("linux"):
+        lib.prctl(_PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
+
+
+def set_title(title: str, name: str) -> None:
+    """The command line shown by ``ps`` becomes ``title`` (with setproctitle, if
+    installed) and the process name becomes ``name`` (always, after setproctitle, which
+    may have set it to a cut of the title)."""
     setter = proctitle_setter()
     if setter is not None:
         setter(title)
-        return
-    lib = libc()
-    if lib is not None and sys.platform.startswith("linux"):
-        lib.prctl(_PR_SET_NAME, ctypes.c_char_p(short.encode()[:15]), 0, 0, 0)
+    set_process_name(name)
 
 
 def resolve_ids(
