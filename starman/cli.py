@@ -114,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AppImportError as exc:
         _error(str(exc))
         return EXIT_APP_LOAD
+    except ConfigError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
     except (ListenerError, MasterError) as exc:
         _error(str(exc))
         return EXIT_RUNTIME

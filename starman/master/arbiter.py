@@ -23,6 +23,7 @@ from starman.config import Settings
 from starman.master import pool
 from starman.master.board import (
     busy_slots,
+    remove_status_file,
     scan_board,
     status_document,
     write_status_file,
@@ -120,6 +121,8 @@ class Master:
             self.selector.close()
             os.close(self.ready_r)
             os.close(self.ready_w)
+            if s.status_file:
+                remove_status_file(s.status_file, self.pid)
         if code == pool.APP_LOAD_ERROR:
             raise AppImportError(
                 "the workers could not load the app (see the error above); exiting"

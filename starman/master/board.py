@@ -1,20 +1,25 @@
 """What the master reads in the workers' scoreboard: the pool's events (readiness, draining,
---timeout) and the --status-file document."""
+--timeout) and the --status-file document: checked at start, rewritten while the master
+runs, removed when it exits."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 
 from starman.master import pool
 from starman.master.pool import PoolState
 from starman.worker.scoreboard import Scoreboard, SlotInfo, SlotState
+from start_server.common.options import ConfigError
 from start_server.common.proc import atomic_write
 
 __all__ = [
     "busy_slots",
+    "check_status_file",
     "live_slots",
+    "remove_status_file",
     "scan_board",
     "status_document",
     "write_status_file",
@@ -108,3 +113,35 @@ def write_status_file(path: str, doc: dict[str, object]) -> None:
         atomic_write(path, json.dumps(doc, indent=1) + "\n")
     except OSError as exc:
         log.error("cannot write --status-file %r: %s", path, exc)
+
+
+def check_status_file(path: str) -> None:
+    """Refuse at start a --status-file that could not be written (ConfigError), rather
+    than log an error at every rewrite: the check makes and removes the temporary file
+    that each rewrite makes."""
+    what = f"cannot write --status-file {path!r}"
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.exists(directory):
+        raise ConfigError(f"{what}: directory {directory!r} does not exist")
+    if not os.path.isdir(directory):
+        raise ConfigError(f"{what}: {directory!r} is not a directory")
+    if os.path.isdir(path):
+        raise ConfigError(f"{what}: it is a directory")
+    probe = f"{path}.{os.getpid()}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"{what}: {exc.strerror or exc}") from None
+
+
+def remove_status_file(path: str, master_pid: int) -> None:
+    """At exit: remove the file if it still holds this master's document (another
+    master given the same path may have rewritten it since)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+        if isinstance(doc, dict) and doc.get("master_pid") == master_pid:
+            os.unlink(path)
+    except (OSError, ValueError):
+        pass

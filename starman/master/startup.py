@@ -1,7 +1,8 @@
 """The master's start-up before its loop: listeners, TLS, privileges, preloading,
 daemonizing, --error-log, the pid file; and what is closed once the loop has ended.
 
-Raises MasterError, ListenerError or AppImportError; prints nothing (cli.py does).
+Raises MasterError, ListenerError, AppImportError or ConfigError (a file named by an
+option cannot be used); prints nothing (cli.py does).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from starman.config import Settings
+from starman.master.board import check_status_file
 from starman.master.listeners import Listener, close_listeners, resolve_listeners
 from starman.master.logs import redirect_stderr
 from starman.master.process import MasterError, daemonize, drop_privileges, resolve_ids
@@ -66,6 +68,8 @@ class Boot:
         for lst in self.listeners:
             log.info("listening on %s", lst.describe())
         drop_privileges(uid, gid, name)
+        if s.status_file:
+            check_status_file(s.status_file)  # as the user that will rewrite it
         os.environ["STARMAN_ENV"] = s.env
         add_include_dirs(s.include)
         if s.module or s.preload_app:
