@@ -25,6 +25,7 @@ from starman.wsgi.appload import (
     load_app,
     preload_modules,
 )
+from start_server.common.options import ConfigError
 from start_server.common.proc import PidFile, PidFileError
 from start_server.common.sdnotify import ENV_NOTIFY_SOCKET
 
@@ -61,10 +62,13 @@ class Boot:
             from starman.worker.tls import TLSError, server_context
 
             assert s.ssl_cert is not None  # config: TLS needs --ssl-cert
+            _check_readable("--ssl-cert", s.ssl_cert)
+            if s.ssl_key is not None:
+                _check_readable("--ssl-key", s.ssl_key)
             try:
                 self.ssl_context = server_context(s.ssl_cert, s.ssl_key)
             except TLSError as exc:
-                raise MasterError(str(exc)) from None  # close() closes the listeners
+                raise ConfigError(str(exc)) from None  # close() closes the listeners
         for lst in self.listeners:
             log.info("listening on %s", lst.describe())
         drop_privileges(uid, gid, name)
@@ -131,6 +135,18 @@ class Boot:
         close_listeners(self.listeners)
         if self.pidfile is not None:
             self.pidfile.release()
+
+
+def _check_readable(option: str, path: str) -> None:
+    """A file the option names must open for reading (ssl reports a missing file with
+    no name, and a directory as a bad certificate)."""
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read {option} {path!r}: {exc.strerror or exc}"
+        ) from None
 
 
 def load_the_app(s: Settings) -> Callable[..., Any]:
