@@ -16,7 +16,7 @@ from typing import Any
 from starman.config import Settings
 from starman.master.board import check_status_file
 from starman.master.listeners import Listener, close_listeners, resolve_listeners
-from starman.master.logs import redirect_stderr
+from starman.master.logs import forget_console, redirect_stderr
 from starman.master.process import MasterError, daemonize, drop_privileges, resolve_ids
 from starman.wsgi.appload import (
     AppImportError,
@@ -94,8 +94,6 @@ class Boot:
                 lst.unlink_path = None
             return False
         s = self.settings
-        if s.error_log:
-            redirect_stderr(s.error_log)
         raw_notify = os.environ.pop(ENV_NOTIFY_SOCKET, None)
         if raw_notify:
             self.notify_env = {ENV_NOTIFY_SOCKET: raw_notify}
@@ -128,6 +126,17 @@ class Boot:
         if self._daemon_pipe is None:
             return False
         self.pid = os.getpid()
+        forget_console()
+        error_log = self.settings.error_log
+        if error_log:
+            # daemonize() pointed fd 2 at /dev/null; cli.py had opened the log already,
+            # so this cannot fail short of the file being made unwritable meanwhile.
+            try:
+                redirect_stderr(error_log)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot open --error-log {error_log!r}: {exc.strerror or exc}"
+                ) from None
         return True
 
     def close(self) -> None:
