@@ -29,6 +29,7 @@ from starman.master.board import (
     write_status_file,
 )
 from starman.master.immortal import immortalize_program
+from starman.master.loadreport import LoadReport, LoadReports
 from starman.master.logs import reopen_log_handlers
 from starman.master.process import (
     MASTER_NAME,
@@ -39,7 +40,7 @@ from starman.master.process import (
     set_title,
     trim_heap,
 )
-from starman.master.startup import Boot, load_the_app
+from starman.master.startup import AppLoadError, Boot, load_the_app
 from starman.worker.config import worker_config
 from starman.worker.loop import run_worker
 from starman.worker.rehearse import rehearse
@@ -87,6 +88,8 @@ class Master:
         self.state: pool.PoolState | None = None
         self.next_status_write = 0.0
         self.timeout_check_at: float | None = None
+        self.load_reports = LoadReports()  # made before the first fork
+        self.load_error: str | None = None  # the exit message, when that is the cause
 
     # ---------------------------------------------------------------- the loop
 
@@ -121,11 +124,12 @@ class Master:
             self.selector.close()
             os.close(self.ready_r)
             os.close(self.ready_w)
+            self.load_reports.close()
             if s.status_file:
                 remove_status_file(s.status_file, self.pid)
         if code == pool.APP_LOAD_ERROR:
             raise AppImportError(
-                "the workers could not load the app (see the error above); exiting"
+                self.load_error or "the workers could not load the app; exiting"
             )
         log.info("master exiting with code %d", code)
         return code
@@ -223,9 +227,29 @@ class Master:
             elif isinstance(action, pool.Notify):
                 if self.notify_env:
                     notify(action.message, env=self.notify_env)
+            elif isinstance(action, pool.AppLoadFailed):
+                self._app_load_failed(action)
             elif isinstance(action, pool.Exit):
                 return action.code
         return None
+
+    def _app_load_failed(self, action: pool.AppLoadFailed) -> None:
+        """Show one worker's report: the user's traceback in the log, and the message
+        (the exit message, when the master stops because of it)."""
+        report = self.load_reports.take(action.pid)
+        if report is None:
+            report = LoadReport(action.pid, f"exited with code {pool.APP_LOAD_ERROR}")
+        if report.details:
+            log.error(
+                "worker %d: error while loading the app:\n%s",
+                report.pid,
+                report.details.rstrip(),
+            )
+        message = f"worker {report.pid} could not load the app: {report.message}"
+        if action.fatal:
+            self.load_error = message
+        else:
+            log.error("%s", message)
 
     def _spawn(self, action: pool.Spawn) -> pool.Event:
         assert self.board is not None
@@ -294,7 +318,12 @@ class Master:
             try:
                 app = load_the_app(self.s)
             except AppImportError as exc:
-                log.error("%s", exc)
+                # The master shows one worker's report, not one per worker.
+                details = exc.details if isinstance(exc, AppLoadError) else ""
+                if not self.load_reports.write(
+                    LoadReport(os.getpid(), str(exc), details)
+                ):
+                    log.error("%s%s", details, exc)
                 return pool.APP_LOAD_ERROR
         s = self.s
         max_requests = s.max_requests

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +30,7 @@ from start_server.common.options import ConfigError
 from start_server.common.proc import PidFile, PidFileError
 from start_server.common.sdnotify import ENV_NOTIFY_SOCKET
 
-__all__ = ["DAEMON_START_TIMEOUT", "Boot", "load_the_app"]
+__all__ = ["DAEMON_START_TIMEOUT", "AppLoadError", "Boot", "load_the_app"]
 
 log = logging.getLogger("starman.master")
 
@@ -84,7 +85,11 @@ class Boot:
         for note in preload_modules(s.module):
             log.info("%s", note)
         if s.preload_app:
-            self.app = load_the_app(s)
+            try:
+                self.app = load_the_app(s)
+            except AppLoadError as exc:
+                log.error("error while loading the app:\n%s", exc.details.rstrip())
+                raise
             log.info("app preloaded in the master")
         elif s.app is not None or s.eval is None:
             check_target(s.app)
@@ -158,17 +163,43 @@ def _check_readable(option: str, path: str) -> None:
         ) from None
 
 
+class AppLoadError(AppImportError):
+    """The user's module raised while loading: the one-line message, and ``details``,
+    the traceback of the user's frames, for the log (whoever reports it, once)."""
+
+    def __init__(self, message: str, details: str) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+_OUR_FRAMES = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback without starman's frames and the import machinery's: the user's
+    code is what to read (all of it if nothing else is left)."""
+    te = traceback.TracebackException.from_exception(exc)
+    theirs = [
+        frame
+        for frame in te.stack
+        if not frame.filename.startswith((_OUR_FRAMES + os.sep, "<frozen "))
+    ]
+    if theirs:
+        te.stack = traceback.StackSummary.from_list(theirs)
+    return "".join(te.format())
+
+
 def load_the_app(s: Settings) -> Callable[..., Any]:
-    """Load the app (master with --preload-app, or a worker); raise AppImportError."""
+    """Load the app (master with --preload-app, or a worker); raise AppImportError
+    (AppLoadError when the user's code raised). Logs nothing: the caller reports."""
     try:
         app = load_app(s.app, s.eval, factory=s.factory)
     except AppImportError:
         raise
     except Exception as exc:
-        # The user's module raised: their traceback is the useful part.
-        log.exception("error while loading the app")
-        raise AppImportError(
-            f"cannot import app {s.app or s.eval or 'app.py'!r}: it raised {type(exc).__name__}: {exc}"
+        raise AppLoadError(
+            f"cannot import app {s.app or s.eval or 'app.py'!r}: it raised {type(exc).__name__}: {exc}",
+            _user_traceback(exc),
         ) from None
     if s.env == "development" and s.default_middleware:
         from wsgiref.validate import validator
