@@ -13,7 +13,7 @@ from starman.master import pool
 from starman.master.pool import PoolState
 from starman.worker.scoreboard import Scoreboard, SlotInfo, SlotState
 from start_server.common.options import ConfigError
-from start_server.common.proc import atomic_write
+from start_server.common.proc import atomic_write, status_file_error
 
 __all__ = [
     "busy_slots",
@@ -117,22 +117,10 @@ def write_status_file(path: str, doc: dict[str, object]) -> None:
 
 def check_status_file(path: str) -> None:
     """Refuse at start a --status-file that could not be written (ConfigError), rather
-    than log an error at every rewrite: the check makes and removes the temporary file
-    that each rewrite makes."""
-    what = f"cannot write --status-file {path!r}"
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.exists(directory):
-        raise ConfigError(f"{what}: directory {directory!r} does not exist")
-    if not os.path.isdir(directory):
-        raise ConfigError(f"{what}: {directory!r} is not a directory")
-    if os.path.isdir(path):
-        raise ConfigError(f"{what}: it is a directory")
-    probe = f"{path}.{os.getpid()}"
-    try:
-        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-        os.unlink(probe)
-    except OSError as exc:
-        raise ConfigError(f"{what}: {exc.strerror or exc}") from None
+    than log an error at every rewrite; start_server refuses with the same words."""
+    problem = status_file_error(path)
+    if problem is not None:
+        raise ConfigError(problem)
 
 
 def remove_status_file(path: str, master_pid: int) -> None:

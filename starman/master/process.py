@@ -1,5 +1,6 @@
 """Process plumbing of the master and its workers: libc calls (parent-death signal,
-malloc_trim, process names), user and group switching, daemonizing, /dev/null stdio.
+malloc_trim), process titles and names, user and group switching, daemonizing,
+/dev/null stdio.
 
 No policy: the master decides when; these only do it. Raises MasterError.
 """
@@ -16,6 +17,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from start_server.common.proc import set_process_name
+
 __all__ = [
     "MASTER_NAME",
     "WORKER_NAME",
@@ -27,12 +30,9 @@ __all__ = [
     "proctitle_setter",
     "resolve_ids",
     "set_parent_death_signal",
-    "set_process_name",
     "set_title",
     "trim_heap",
 ]
-
-_PR_SET_NAME = 15
 
 # The process names (``pgrep -x starman``), set unless --disable-proctitle.
 MASTER_NAME = "starman"
@@ -93,14 +93,6 @@ def proctitle_setter() -> Callable[[str], None] | None:
         return None
     setter: Callable[[str], None] = setproctitle.setproctitle
     return setter
-
-
-def set_process_name(name: str) -> None:
-    """Linux: the kernel's name of this process (``comm``: what ``pgrep -x``, ``top`` and
-    ``ps -o comm`` show), at most 15 bytes; nothing elsewhere."""
-    lib = libc()
-    if lib is not None and sys.platform.startswith("linux"):
-        lib.prctl(_PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
 
 
 def set_title(title: str, name: str) -> None:
