@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(
             f"cannot open --access-log {settings.access_log!r}: {exc.strerror or exc}"
         )
-        return EXIT_RUNTIME
+        return EXIT_USAGE  # as for --error-log: a path given in the configuration
     try:
         return run_master(settings, args)
     except AppImportError as exc:

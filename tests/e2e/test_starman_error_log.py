@@ -89,3 +89,12 @@ def test_a_fatal_error_is_in_the_error_log_and_on_the_console(
     line = "starman: error: unknown user 'no-such-user-x9' (--user)"
     assert error_lines(read(path)) == [line]
     assert server.log().splitlines() == [line]
+
+
+def test_access_log_in_a_missing_directory_exits_2_as_well(launcher: Launcher) -> None:
+    path = os.path.join(launcher.tmpdir, "no-such-dir", "access.log")
+    server = launcher.run(["--listen", "unix:x.sock", "--access-log", path, APP])
+    assert server.proc.wait(timeout=15) == 2
+    assert server.log().splitlines() == [
+        f"starman: error: cannot open --access-log {path!r}: No such file or directory"
+    ]
