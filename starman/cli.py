@@ -17,7 +17,12 @@ from starman.config import USAGE, make_parser
 from starman.configload import load_settings
 from starman.master.arbiter import run_master
 from starman.master.listeners import ListenerError
-from starman.master.logs import ReopeningFileHandler, StderrHandler
+from starman.master.logs import (
+    ReopeningFileHandler,
+    StderrHandler,
+    console_write,
+    open_error_log,
+)
 from starman.master.process import MasterError
 from starman.wsgi.appload import AppImportError
 from start_server.common.options import ConfigError, UsageError
@@ -33,8 +38,10 @@ _LOG_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
 
 
 def _error(message: str) -> None:
-    sys.stderr.write(f"starman: error: {message}\n")
+    line = f"starman: error: {message}\n"
+    sys.stderr.write(line)
     sys.stderr.flush()
+    console_write(line)  # also where starman was started, when --error-log took fd 2
 
 
 def _version() -> str:
@@ -100,6 +107,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.version:
         sys.stdout.write(_version() + "\n")
         return EXIT_OK
+    if settings.error_log:
+        # Everything after option parsing goes to the error log, start-up lines included.
+        try:
+            open_error_log(settings.error_log)
+        except OSError as exc:
+            _error(
+                f"cannot open --error-log {settings.error_log!r}: {exc.strerror or exc}"
+            )
+            return EXIT_USAGE
     try:
         setup_logging(
             settings.log_level,
@@ -112,12 +128,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(
             f"cannot open --access-log {settings.access_log!r}: {exc.strerror or exc}"
         )
-        return EXIT_RUNTIME
+        return EXIT_USAGE  # as for --error-log: a path given in the configuration
     try:
         return run_master(settings, args)
     except AppImportError as exc:
         _error(str(exc))
         return EXIT_APP_LOAD
+    except ConfigError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
     except (ListenerError, MasterError) as exc:
         _error(str(exc))
         return EXIT_RUNTIME

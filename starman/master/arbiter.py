@@ -23,20 +23,24 @@ from starman.config import Settings
 from starman.master import pool
 from starman.master.board import (
     busy_slots,
+    remove_status_file,
     scan_board,
     status_document,
     write_status_file,
 )
 from starman.master.immortal import immortalize_program
+from starman.master.loadreport import LoadReport, LoadReports
 from starman.master.logs import reopen_log_handlers
 from starman.master.process import (
+    MASTER_NAME,
+    WORKER_NAME,
     libc,
     proctitle_setter,
     set_parent_death_signal,
     set_title,
     trim_heap,
 )
-from starman.master.startup import Boot, load_the_app
+from starman.master.startup import AppLoadError, Boot, load_the_app
 from starman.worker.config import worker_config
 from starman.worker.loop import run_worker
 from starman.worker.rehearse import rehearse
@@ -84,6 +88,8 @@ class Master:
         self.state: pool.PoolState | None = None
         self.next_status_write = 0.0
         self.timeout_check_at: float | None = None
+        self.load_reports = LoadReports()  # made before the first fork
+        self.load_error: str | None = None  # the exit message, when that is the cause
 
     # ---------------------------------------------------------------- the loop
 
@@ -98,7 +104,7 @@ class Master:
             log.debug("made %d objects of the program immortal before forking", marked)
         trim_heap()
         if s.proctitle:
-            set_title("starman master " + " ".join(self.argv), "starman-master")
+            set_title("starman master " + " ".join(self.argv), MASTER_NAME)
         self.board = Scoreboard(pool.MAX_SLOTS)
         self.ready_r, self.ready_w = os.pipe()
         os.set_blocking(self.ready_r, False)
@@ -118,9 +124,12 @@ class Master:
             self.selector.close()
             os.close(self.ready_r)
             os.close(self.ready_w)
+            self.load_reports.close()
+            if s.status_file:
+                remove_status_file(s.status_file, self.pid)
         if code == pool.APP_LOAD_ERROR:
             raise AppImportError(
-                "the workers could not load the app (see the error above); exiting"
+                self.load_error or "the workers could not load the app; exiting"
             )
         log.info("master exiting with code %d", code)
         return code
@@ -135,17 +144,12 @@ class Master:
                 pass
         except BlockingIOError:
             pass
-        signals = self.waker.drain()
-        for status in reap():
-            sig = status.signal
-            code = self._feed(
-                pool.ChildExited(
-                    status.pid, status.code, None if sig is None else int(sig)
-                )
-            )
-            if code is not None:
-                return code
-        for sig in signals:
+        # Signals first, read after reaping: Ctrl-C reaches the whole process group, and
+        # a worker it ended must be seen by a stopping pool, not replaced by a running
+        # one. The master's own signal was pending before any of those workers could
+        # exit, so it is in the waker once their exits have been reaped.
+        exited = reap()
+        for sig in self.waker.drain():
             if sig is signal.SIGCHLD:
                 continue
             busy = (
@@ -154,6 +158,17 @@ class Master:
                 else frozenset()
             )
             code = self._feed(pool.Signalled(sig, busy))
+            if code is not None:
+                return code
+        for status in exited:
+            died_of = status.signal
+            code = self._feed(
+                pool.ChildExited(
+                    status.pid,
+                    status.code,
+                    None if died_of is None else int(died_of),
+                )
+            )
             if code is not None:
                 return code
         events, self.timeout_check_at = scan_board(
@@ -212,9 +227,29 @@ class Master:
             elif isinstance(action, pool.Notify):
                 if self.notify_env:
                     notify(action.message, env=self.notify_env)
+            elif isinstance(action, pool.AppLoadFailed):
+                self._app_load_failed(action)
             elif isinstance(action, pool.Exit):
                 return action.code
         return None
+
+    def _app_load_failed(self, action: pool.AppLoadFailed) -> None:
+        """Show one worker's report: the user's traceback in the log, and the message
+        (the exit message, when the master stops because of it)."""
+        report = self.load_reports.take(action.pid)
+        if report is None:
+            report = LoadReport(action.pid, f"exited with code {pool.APP_LOAD_ERROR}")
+        if report.details:
+            log.error(
+                "worker %d: error while loading the app:\n%s",
+                report.pid,
+                report.details.rstrip(),
+            )
+        message = f"worker {report.pid} could not load the app: {report.message}"
+        if action.fatal:
+            self.load_error = message
+        else:
+            log.error("%s", message)
 
     def _spawn(self, action: pool.Spawn) -> pool.Event:
         assert self.board is not None
@@ -265,7 +300,7 @@ class Master:
             if os.getppid() != self.pid:
                 os._exit(0)
             if self.s.proctitle:
-                set_title("starman worker " + " ".join(self.argv), "starman-worker")
+                set_title("starman worker " + " ".join(self.argv), WORKER_NAME)
             hooks = SlotHooks(self.board, slot, generation, self.ready_w)
             status = self._serve(hooks, generation)
         except BaseException:
@@ -283,7 +318,12 @@ class Master:
             try:
                 app = load_the_app(self.s)
             except AppImportError as exc:
-                log.error("%s", exc)
+                # The master shows one worker's report, not one per worker.
+                details = exc.details if isinstance(exc, AppLoadError) else ""
+                if not self.load_reports.write(
+                    LoadReport(os.getpid(), str(exc), details)
+                ):
+                    log.error("%s%s", details, exc)
                 return pool.APP_LOAD_ERROR
         s = self.s
         max_requests = s.max_requests

@@ -1,20 +1,25 @@
 """What the master reads in the workers' scoreboard: the pool's events (readiness, draining,
---timeout) and the --status-file document."""
+--timeout) and the --status-file document: checked at start, rewritten while the master
+runs, removed when it exits."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 
 from starman.master import pool
 from starman.master.pool import PoolState
 from starman.worker.scoreboard import Scoreboard, SlotInfo, SlotState
-from start_server.common.proc import atomic_write
+from start_server.common.options import ConfigError
+from start_server.common.proc import atomic_write, status_file_error
 
 __all__ = [
     "busy_slots",
+    "check_status_file",
     "live_slots",
+    "remove_status_file",
     "scan_board",
     "status_document",
     "write_status_file",
@@ -108,3 +113,23 @@ def write_status_file(path: str, doc: dict[str, object]) -> None:
         atomic_write(path, json.dumps(doc, indent=1) + "\n")
     except OSError as exc:
         log.error("cannot write --status-file %r: %s", path, exc)
+
+
+def check_status_file(path: str) -> None:
+    """Refuse at start a --status-file that could not be written (ConfigError), rather
+    than log an error at every rewrite; start_server refuses with the same words."""
+    problem = status_file_error(path)
+    if problem is not None:
+        raise ConfigError(problem)
+
+
+def remove_status_file(path: str, master_pid: int) -> None:
+    """At exit: remove the file if it still holds this master's document (another
+    master given the same path may have rewritten it since)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+        if isinstance(doc, dict) and doc.get("master_pid") == master_pid:
+            os.unlink(path)
+    except (OSError, ValueError):
+        pass

@@ -1,4 +1,5 @@
-"""The master's log handlers: files that USR1 reopens after a rename, and fd 2 redirection.
+"""The master's log handlers: files that USR1 reopens after a rename, and fd 2 redirection
+(--error-log), keeping the original standard error for the fatal line.
 
 Imports nothing of ours: cli.py installs these handlers, the master's loop reopens them.
 """
@@ -12,6 +13,9 @@ import sys
 __all__ = [
     "ReopeningFileHandler",
     "StderrHandler",
+    "console_write",
+    "forget_console",
+    "open_error_log",
     "redirect_stderr",
     "reopen_log_handlers",
 ]
@@ -43,13 +47,49 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]  # generic
 
 
 def redirect_stderr(path: str) -> None:
-    """Point fd 2 (and so every child's stderr) at ``path``, appending."""
+    """Point fd 2 (and so every child's stderr) at ``path``, appending. Raises OSError
+    (fd 2 unchanged)."""
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         sys.stderr.flush()
         os.dup2(fd, 2)
     finally:
         os.close(fd)
+
+
+# While fd 2 points at --error-log: the standard error the program started with, where
+# cli.py also writes its one fatal line, so that a failed start shows where it was typed.
+_console: list[int] = []
+
+
+def open_error_log(path: str) -> None:
+    """Send everything after option parsing to --error-log (fd 2), keeping the original
+    standard error for ``console_write``. Raises OSError (fd 2 unchanged)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        log_stat, err_stat = os.fstat(fd), os.fstat(2)
+        same = (log_stat.st_dev, log_stat.st_ino) == (err_stat.st_dev, err_stat.st_ino)
+        if not _console and not same:
+            _console.append(os.dup(2))
+        sys.stderr.flush()
+        os.dup2(fd, 2)
+    finally:
+        os.close(fd)
+
+
+def console_write(text: str) -> None:
+    """Write ``text`` to the original standard error, if --error-log replaced it."""
+    for fd in _console:
+        try:
+            os.write(fd, text.encode(errors="replace"))
+        except OSError:
+            pass
+
+
+def forget_console() -> None:
+    """A daemon has no console: close the original standard error."""
+    while _console:
+        os.close(_console.pop())
 
 
 def reopen_log_handlers() -> None:

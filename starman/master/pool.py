@@ -18,6 +18,7 @@ from starman.master.poolrecords import (
     MAX_SLOTS,
     WORKER_BOOT_ERROR,
     Action,
+    AppLoadFailed,
     ChildExited,
     Event,
     Exit,
@@ -45,6 +46,7 @@ __all__ = [
     "MAX_SLOTS",
     "WORKER_BOOT_ERROR",
     "Action",
+    "AppLoadFailed",
     "ChildExited",
     "Event",
     "Exit",
@@ -78,6 +80,8 @@ BACKOFF_MAX = 5.0
 ABORT_GRACE = 1.0
 # INT: workers exit at once; the master waits at most this long before SIGKILL.
 IMMEDIATE_GRACE = 5.0
+# What the pool sends to stop a worker (a booting one dies of it).
+_STOP_SIGNALS = (int(signal.SIGTERM), int(signal.SIGINT), int(signal.SIGQUIT))
 
 
 # --------------------------------------------------------------------------- policy
@@ -404,9 +408,12 @@ def _on_exit(
     what = _describe_exit(ev)
     if w.state is WorkerState.DRAINING:
         # A clean exit after a drain is routine (max-requests, reload, TTOU): DEBUG, as
-        # Perl's Net::Server logs child starts and exits only at log levels 3 and 4.
+        # Perl's Net::Server logs child starts and exits only at log levels 3 and 4. So
+        # is a booting worker ended by the stop signal sent to it, or one that failed to
+        # load the app after an earlier failure stopped the pool (already reported).
+        routine = ev.code in (0, APP_LOAD_ERROR) or ev.signal in _STOP_SIGNALS
         log.log(
-            logging.DEBUG if ev.code == 0 else logging.INFO,
+            logging.DEBUG if routine else logging.INFO,
             "worker %d %s (retired)",
             ev.pid,
             what,
@@ -419,22 +426,21 @@ def _on_exit(
             log.warning("worker %d %s", ev.pid, what)
         return
     # It died while booting.
-    log.warning("worker %d %s while booting", ev.pid, what)
-    if (
-        ev.code == APP_LOAD_ERROR
-        and state.phase is Phase.RELOADING
-        and w.generation == state.generation
-    ):
-        _abort_reload(state, "the new workers could not load the app", now, actions)
-        return
-    if ev.code == APP_LOAD_ERROR and not state.ever_ready:
-        log.error(
-            "the app could not be loaded (worker exit code %d): stopping",
-            APP_LOAD_ERROR,
-        )
+    reloading = state.phase is Phase.RELOADING and w.generation == state.generation
+    if ev.code == APP_LOAD_ERROR and not reloading and not state.ever_ready:
+        # Every worker of a first generation loads the same app: the first failure
+        # stops the pool, and its report is the master's one error line.
+        log.debug("worker %d %s while booting: stopping", ev.pid, what)
+        actions.append(AppLoadFailed(ev.pid, fatal=True))
         state.exit_code = APP_LOAD_ERROR
         _begin_stop(state, signal.SIGTERM, state.graceful_timeout, now, actions)
         return
+    log.warning("worker %d %s while booting", ev.pid, what)
+    if ev.code == APP_LOAD_ERROR:
+        actions.append(AppLoadFailed(ev.pid, fatal=False))
+        if reloading:
+            _abort_reload(state, "the new workers could not load the app", now, actions)
+            return
     _note_boot_failure(state, now)
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "MAX_SLOTS",
     "WORKER_BOOT_ERROR",
     "Action",
+    "AppLoadFailed",
     "ChildExited",
     "Event",
     "Exit",
@@ -193,6 +194,18 @@ class Notify(Record):
         self.message = message
 
 
+class AppLoadFailed(Record):
+    """Worker ``pid`` could not load the app, and it is news: show the report of one
+    worker (not one per worker). ``fatal``: the master stops because of it, and the
+    report is its exit message."""
+
+    __slots__ = ("pid", "fatal")
+
+    def __init__(self, pid: int, fatal: bool) -> None:
+        self.pid = pid
+        self.fatal = fatal
+
+
 class Exit(Record):
     """Every worker is gone: the master exits with ``code``."""
 
@@ -202,7 +215,7 @@ class Exit(Record):
         self.code = code
 
 
-Action = Union[Spawn, Signal, ReopenLogs, Notify, Exit]
+Action = Union[Spawn, Signal, ReopenLogs, Notify, AppLoadFailed, Exit]
 
 
 # --------------------------------------------------------------------------- state

@@ -1,5 +1,6 @@
 """Process plumbing of the master and its workers: libc calls (parent-death signal,
-malloc_trim, process names), user and group switching, daemonizing, /dev/null stdio.
+malloc_trim), process titles and names, user and group switching, daemonizing,
+/dev/null stdio.
 
 No policy: the master decides when; these only do it. Raises MasterError.
 """
@@ -16,7 +17,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from start_server.common.proc import set_process_name
+
 __all__ = [
+    "MASTER_NAME",
+    "WORKER_NAME",
     "MasterError",
     "daemonize",
     "dev_null_stdio",
@@ -29,7 +34,9 @@ __all__ = [
     "trim_heap",
 ]
 
-_PR_SET_NAME = 15
+# The process names (``pgrep -x starman``), set unless --disable-proctitle.
+MASTER_NAME = "starman"
+WORKER_NAME = "starman-worker"
 _PR_SET_PDEATHSIG = 1
 
 
@@ -88,15 +95,14 @@ def proctitle_setter() -> Callable[[str], None] | None:
     return setter
 
 
-def set_title(title: str, short: str) -> None:
-    """setproctitle if installed, else prctl(PR_SET_NAME) with the short name (15 bytes)."""
+def set_title(title: str, name: str) -> None:
+    """The command line shown by ``ps`` becomes ``title`` (with setproctitle, if
+    installed) and the process name becomes ``name`` (always, after setproctitle, which
+    may have set it to a cut of the title)."""
     setter = proctitle_setter()
     if setter is not None:
         setter(title)
-        return
-    lib = libc()
-    if lib is not None and sys.platform.startswith("linux"):
-        lib.prctl(_PR_SET_NAME, ctypes.c_char_p(short.encode()[:15]), 0, 0, 0)
+    set_process_name(name)
 
 
 def resolve_ids(

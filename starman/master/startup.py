@@ -1,7 +1,8 @@
 """The master's start-up before its loop: listeners, TLS, privileges, preloading,
 daemonizing, --error-log, the pid file; and what is closed once the loop has ended.
 
-Raises MasterError, ListenerError or AppImportError; prints nothing (cli.py does).
+Raises MasterError, ListenerError, AppImportError or ConfigError (a file named by an
+option cannot be used); prints nothing (cli.py does).
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import traceback
 from collections.abc import Callable
 from typing import Any
 
 from starman.config import Settings
+from starman.master.board import check_status_file
 from starman.master.listeners import Listener, close_listeners, resolve_listeners
-from starman.master.logs import redirect_stderr
+from starman.master.logs import forget_console, redirect_stderr
 from starman.master.process import MasterError, daemonize, drop_privileges, resolve_ids
 from starman.wsgi.appload import (
     AppImportError,
@@ -23,10 +26,11 @@ from starman.wsgi.appload import (
     load_app,
     preload_modules,
 )
+from start_server.common.options import ConfigError
 from start_server.common.proc import PidFile, PidFileError
 from start_server.common.sdnotify import ENV_NOTIFY_SOCKET
 
-__all__ = ["DAEMON_START_TIMEOUT", "Boot", "load_the_app"]
+__all__ = ["DAEMON_START_TIMEOUT", "AppLoadError", "Boot", "load_the_app"]
 
 log = logging.getLogger("starman.master")
 
@@ -59,13 +63,18 @@ class Boot:
             from starman.worker.tls import TLSError, server_context
 
             assert s.ssl_cert is not None  # config: TLS needs --ssl-cert
+            _check_readable("--ssl-cert", s.ssl_cert)
+            if s.ssl_key is not None:
+                _check_readable("--ssl-key", s.ssl_key)
             try:
                 self.ssl_context = server_context(s.ssl_cert, s.ssl_key)
             except TLSError as exc:
-                raise MasterError(str(exc)) from None  # close() closes the listeners
+                raise ConfigError(str(exc)) from None  # close() closes the listeners
         for lst in self.listeners:
             log.info("listening on %s", lst.describe())
         drop_privileges(uid, gid, name)
+        if s.status_file:
+            check_status_file(s.status_file)  # as the user that will rewrite it
         os.environ["STARMAN_ENV"] = s.env
         add_include_dirs(s.include)
         if s.module or s.preload_app:
@@ -76,7 +85,11 @@ class Boot:
         for note in preload_modules(s.module):
             log.info("%s", note)
         if s.preload_app:
-            self.app = load_the_app(s)
+            try:
+                self.app = load_the_app(s)
+            except AppLoadError as exc:
+                log.error("error while loading the app:\n%s", exc.details.rstrip())
+                raise
             log.info("app preloaded in the master")
         elif s.app is not None or s.eval is None:
             check_target(s.app)
@@ -86,8 +99,6 @@ class Boot:
                 lst.unlink_path = None
             return False
         s = self.settings
-        if s.error_log:
-            redirect_stderr(s.error_log)
         raw_notify = os.environ.pop(ENV_NOTIFY_SOCKET, None)
         if raw_notify:
             self.notify_env = {ENV_NOTIFY_SOCKET: raw_notify}
@@ -120,6 +131,17 @@ class Boot:
         if self._daemon_pipe is None:
             return False
         self.pid = os.getpid()
+        forget_console()
+        error_log = self.settings.error_log
+        if error_log:
+            # daemonize() pointed fd 2 at /dev/null; cli.py had opened the log already,
+            # so this cannot fail short of the file being made unwritable meanwhile.
+            try:
+                redirect_stderr(error_log)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot open --error-log {error_log!r}: {exc.strerror or exc}"
+                ) from None
         return True
 
     def close(self) -> None:
@@ -129,17 +151,55 @@ class Boot:
             self.pidfile.release()
 
 
+def _check_readable(option: str, path: str) -> None:
+    """A file the option names must open for reading (ssl reports a missing file with
+    no name, and a directory as a bad certificate)."""
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read {option} {path!r}: {exc.strerror or exc}"
+        ) from None
+
+
+class AppLoadError(AppImportError):
+    """The user's module raised while loading: the one-line message, and ``details``,
+    the traceback of the user's frames, for the log (whoever reports it, once)."""
+
+    def __init__(self, message: str, details: str) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+_OUR_FRAMES = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback without starman's frames and the import machinery's: the user's
+    code is what to read (all of it if nothing else is left)."""
+    te = traceback.TracebackException.from_exception(exc)
+    theirs = [
+        frame
+        for frame in te.stack
+        if not frame.filename.startswith((_OUR_FRAMES + os.sep, "<frozen "))
+    ]
+    if theirs:
+        te.stack = traceback.StackSummary.from_list(theirs)
+    return "".join(te.format())
+
+
 def load_the_app(s: Settings) -> Callable[..., Any]:
-    """Load the app (master with --preload-app, or a worker); raise AppImportError."""
+    """Load the app (master with --preload-app, or a worker); raise AppImportError
+    (AppLoadError when the user's code raised). Logs nothing: the caller reports."""
     try:
         app = load_app(s.app, s.eval, factory=s.factory)
     except AppImportError:
         raise
     except Exception as exc:
-        # The user's module raised: their traceback is the useful part.
-        log.exception("error while loading the app")
-        raise AppImportError(
-            f"cannot import app {s.app or s.eval or 'app.py'!r}: it raised {type(exc).__name__}: {exc}"
+        raise AppLoadError(
+            f"cannot import app {s.app or s.eval or 'app.py'!r}: it raised {type(exc).__name__}: {exc}",
+            _user_traceback(exc),
         ) from None
     if s.env == "development" and s.default_middleware:
         from wsgiref.validate import validator

@@ -9,6 +9,7 @@ import pytest
 
 from starman.config import Settings
 from starman.master.pool import (
+    AppLoadFailed,
     ChildExited,
     Exit,
     Notify,
@@ -233,7 +234,11 @@ def test_hup_whose_new_workers_cannot_load_keeps_the_old_ones() -> None:
     on_event(state, Spawned(2, 200), 10.0)
     on_event(state, Spawned(3, 201), 10.0)
     actions = on_event(state, ChildExited(200, code=4), 11.0)
-    assert actions == [Signal(201, signal.SIGKILL), Notify("READY=1")]
+    assert actions == [
+        AppLoadFailed(200, fatal=False),
+        Signal(201, signal.SIGKILL),
+        Notify("READY=1"),
+    ]
     assert state.phase is Phase.RUNNING and state.generation == 1
     assert on_event(state, ChildExited(201, signal=signal.SIGKILL), 11.0) == []
     assert pids(state) == {100, 101}
@@ -312,7 +317,11 @@ def test_app_load_error_in_the_first_generation_halts_with_4() -> None:
     on_event(state, Spawned(0, 100), 0.0)
     on_event(state, Spawned(1, 101), 0.0)
     actions = on_event(state, ChildExited(100, code=4), 0.5)
-    assert actions == [Notify("STOPPING=1"), Signal(101, signal.SIGTERM)]
+    assert actions == [
+        AppLoadFailed(100, fatal=True),
+        Notify("STOPPING=1"),
+        Signal(101, signal.SIGTERM),
+    ]
     assert on_event(state, ChildExited(101, code=4), 0.6) == [Exit(4)]
 
 
