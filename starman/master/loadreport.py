@@ -5,7 +5,9 @@ policy says a failure is news (``pool.AppLoadFailed``).
 Without ``--preload-app`` every worker imports the app itself, so a broken app fails in
 all of them at once: the master shows one report, naming the worker that wrote it, and
 not one per worker. The file is anonymous (memfd, or an unlinked temporary file), made
-by the master before the first fork; a lock keeps the records whole.
+by the master before the first fork. Every worker inherits the same open file, so the
+lock is a POSIX record lock (``lockf``: held per process), not ``flock`` (held per open
+file, so shared by all the forked writers).
 """
 
 from __future__ import annotations
@@ -59,13 +61,19 @@ class LoadReports:
         """Append ``report``; False if there is no file (the worker logs it itself)."""
         if self.fd is None:
             return False
-        line = json.dumps([report.pid, report.message, report.details]) + "\n"
+        data = (
+            json.dumps([report.pid, report.message, report.details]) + "\n"
+        ).encode()
         try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            fcntl.lockf(self.fd, fcntl.LOCK_EX)
             try:
-                os.pwrite(self.fd, line.encode(), os.fstat(self.fd).st_size)
+                end = os.fstat(self.fd).st_size
+                while data:
+                    n = os.pwrite(self.fd, data, end)
+                    data = data[n:]
+                    end += n
             finally:
-                fcntl.flock(self.fd, fcntl.LOCK_UN)
+                fcntl.lockf(self.fd, fcntl.LOCK_UN)
         except OSError:
             return False
         return True
@@ -76,12 +84,12 @@ class LoadReports:
         if self.fd is None:
             return None
         try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            fcntl.lockf(self.fd, fcntl.LOCK_EX)
             try:
                 data = os.pread(self.fd, os.fstat(self.fd).st_size, 0)
                 os.ftruncate(self.fd, 0)
             finally:
-                fcntl.flock(self.fd, fcntl.LOCK_UN)
+                fcntl.lockf(self.fd, fcntl.LOCK_UN)
         except OSError:
             return None
         reports = []
