@@ -22,6 +22,14 @@ from starman.http.events import (
     ProtocolError,
     Request,
 )
+from starman.http.fields import (
+    HOST_VALUE,
+    WATCHED,
+    after_messages,
+    authority,
+    body_framing,
+    keep_alive_wanted,
+)
 
 __all__ = ["MAX_HEAD_BYTES", "RequestReader", "keep_alive_wanted"]
 
@@ -31,72 +39,10 @@ MAX_HEAD_BYTES: Final = 65536
 # A method token longer than this is not worth waiting for before deciding 400 vs 501.
 _METHOD_PROBE_MAX = 32
 
-_DIGITS = re.compile(rb"[0-9]+")
 # RFC 9110 token without lower case and without '#': gunicorn 22's "unknown method" rule.
 _METHOD_TOKEN = re.compile(rb"[!$%&'*+\-.^_`|~0-9A-Z]+")
-_HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::[0-9]*)?")
 # Host values that passed _HOST (most connections repeat one or two).
 _good_hosts: set[bytes] = set()
-_WATCHED = frozenset(
-    (b"host", b"content-length", b"transfer-encoding", b"connection", b"expect")
-)
-
-
-def keep_alive_wanted(http_version: bytes, connection: bytes | None) -> bool:
-    """Whether the client asks to keep the connection open.
-
-    ``connection`` is the comma-joined value of every ``Connection`` field (None if absent).
-    HTTP/1.1 persists unless ``close`` is a token; HTTP/1.0 only with ``keep-alive``.
-    """
-    tokens: set[bytes] = set()
-    if connection:
-        tokens = {t.strip(b" \t").lower() for t in connection.split(b",")}
-    if b"close" in tokens:
-        return False
-    if http_version == b"1.1":
-        return True
-    return b"keep-alive" in tokens
-
-
-def _after_messages(
-    data: bytes, count: int, bodies: dict[int, int] | None
-) -> int | None:
-    """Where the bytes after ``count`` whole requests at the start of ``data`` begin, or
-    None if ``data`` holds fewer blank lines.
-
-    Each head ends at its first blank line (llhttp accepted them, so CRLF endings), and
-    the ``i``-th is followed by ``bodies[i]`` bytes of Content-Length body (none if
-    absent). Chunked framing is not covered: httptools does not report its length.
-    """
-    pos = 0
-    for i in range(count):
-        end = data.find(b"\r\n\r\n", pos)
-        if end < 0:
-            return None
-        pos = end + 4
-        if bodies:
-            pos += bodies.get(i, 0)
-    return pos
-
-
-def _body_framing(
-    version: bytes, nte: int, te: bytes, ncl: int, cl: bytes
-) -> tuple[int | None, bool] | ProtocolError:
-    """(Content-Length, chunked) from the framing fields of a head that has some, or the
-    error to answer: one ``chunked`` Transfer-Encoding or one decimal Content-Length."""
-    if nte:
-        if nte > 1 or version == b"1.0" or ncl:
-            return ProtocolError("invalid Transfer-Encoding framing", 400)
-        codings = [c for c in (p.strip(b" \t").lower() for p in te.split(b",")) if c]
-        if codings != [b"chunked"]:
-            return ProtocolError("unsupported Transfer-Encoding", 501)
-        return None, True
-    if ncl > 1:
-        return ProtocolError("repeated Content-Length", 400)
-    raw = cl.strip(b" \t")
-    if _DIGITS.fullmatch(raw) is None:
-        return ProtocolError("invalid Content-Length", 400)
-    return int(raw), False
 
 
 # The parser a released reader keeps: its protocol object has no callbacks.
@@ -144,6 +90,7 @@ class _MessageRecorder:
         "_connection",
         "_cur_cl",
         "_dead",
+        "_dup",
         "_eof",
         "_err",
         "_expect",
@@ -166,6 +113,7 @@ class _MessageRecorder:
         "_parser",
         "_prefix",
         "_probe",
+        "_singles",
         "_te",
         "_upgrade",
         "_upgrade_left",
@@ -214,7 +162,8 @@ class _MessageRecorder:
         self._head_bytes = 0
         self._in_head = False
         self._in_trailers = False
-        # Framing fields: the first value of each and how many times it came.
+        # Framing fields: the first value of each (every Transfer-Encoding line, joined)
+        # and how many times it came.
         self._host = b""
         self._nhost = 0
         self._cl = b""
@@ -223,6 +172,9 @@ class _MessageRecorder:
         self._nte = 0
         self._connection: bytes | None = None
         self._expect: bytes | None = None
+        # The single-value fields seen (None: none yet) and the first one repeated.
+        self._singles: set[bytes] | None = None
+        self._dup: bytes | None = None
         self._body_total = 0
         self._body_seen = False
         self._chunked = False
@@ -244,6 +196,8 @@ class _MessageRecorder:
         self._nhost = self._ncl = self._nte = 0
         self._connection = None
         self._expect = None
+        self._singles = None
+        self._dup = None
         self._body_total = 0
         self._body_seen = False
         self._chunked = False
@@ -279,7 +233,7 @@ class _MessageRecorder:
         lname = name.lower()
         value = value.rstrip(b" \t")
         headers.append((lname, value))
-        if lname in _WATCHED:
+        if lname in WATCHED:
             if lname == b"host":
                 if not self._nhost:
                     self._host = value
@@ -289,8 +243,8 @@ class _MessageRecorder:
                     self._cl = value
                 self._ncl += 1
             elif lname == b"transfer-encoding":
-                if not self._nte:
-                    self._te = value
+                # Several lines are one list (RFC 9110 §5.3): same answer as one line.
+                self._te = value if not self._nte else self._te + b"," + value
                 self._nte += 1
             elif lname == b"connection":
                 self._connection = (
@@ -298,10 +252,18 @@ class _MessageRecorder:
                     if self._connection is None
                     else self._connection + b"," + value
                 )
-            else:
+            elif lname == b"expect":
                 self._expect = (
                     value if self._expect is None else self._expect + b"," + value
                 )
+            else:
+                singles = self._singles
+                if singles is None:
+                    self._singles = {lname}
+                elif lname not in singles:
+                    singles.add(lname)
+                elif self._dup is None:
+                    self._dup = lname
 
     def _header_checks(self, size: int, head_bytes: int) -> None:
         """_on_header's rare cases, in order: an earlier error, the head budget, a
@@ -356,14 +318,21 @@ class _MessageRecorder:
         elif url[:7].lower() != b"http://" and url[:8].lower() != b"https://":
             self._fail("invalid request target", 400)
             return
+        elif b"@" in authority(url):
+            # Deprecated userinfo (credentials) would reach the environ as the host.
+            self._fail("userinfo in the request target", 400)
+            return
         nhost = self._nhost
         if nhost > 1 or (version == b"1.1" and not nhost):
             self._fail("missing or repeated Host", 400)
             return
+        if self._dup is not None:
+            self._fail("repeated " + self._dup.decode("ascii") + " field", 400)
+            return
         if nhost:
             host = self._host
             if host not in _good_hosts:
-                if _HOST.fullmatch(host) is None:
+                if HOST_VALUE.fullmatch(host) is None:
                     self._fail("invalid Host", 400)
                     return
                 if len(_good_hosts) >= 256:
@@ -372,7 +341,7 @@ class _MessageRecorder:
         content_length: int | None = None
         chunked = False
         if self._nte or self._ncl:
-            framing = _body_framing(version, self._nte, self._te, self._ncl, self._cl)
+            framing = body_framing(version, self._nte, self._te, self._ncl, self._cl)
             if type(framing) is ProtocolError:
                 self._fail(str(framing), framing.status_hint)
                 return
@@ -548,7 +517,7 @@ class RequestReader(_MessageRecorder):
         start = (
             None
             if open_before or self._chunked_in_feed
-            else _after_messages(data, self._completed_in_feed, self._feed_bodies)
+            else after_messages(data, self._completed_in_feed, self._feed_bodies)
         )
         if start is None:
             self._fail("invalid method", 400)
@@ -556,9 +525,9 @@ class RequestReader(_MessageRecorder):
             self._decide_method(data[start:], eof=False)
 
     def _llhttp_status(self, msg: str) -> int:
-        if "Transfer-Encoding" in msg and "header value" in msg and not self._nte:
-            # One TE line whose value llhttp refuses while parsing it ("chunked, gzip"):
-            # an unsupported coding, not a syntax error. Two TE lines stay 400.
+        if "Transfer-Encoding" in msg and "header value" in msg:
+            # A TE value llhttp refuses while parsing it ("chunked, gzip", on one line or
+            # two): an unsupported coding, not a syntax error.
             return 501
         return 400
 

@@ -34,7 +34,7 @@ from tests.harness.h1_replay import DATE, make_conn, replay
 
 GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
 # Every module of the sans-IO core (the listing must name them all: see below).
-HTTP_MODULES = ("h1", "reader", "writer", "state", "events", "body")
+HTTP_MODULES = ("h1", "reader", "fields", "writer", "state", "events", "body")
 
 
 def _path_of(mod: str) -> str:
