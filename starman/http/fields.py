@@ -18,6 +18,7 @@ __all__ = [
     "authority",
     "body_framing",
     "keep_alive_wanted",
+    "skip_empty_lines",
 ]
 
 _DIGITS = re.compile(rb"[0-9]+")
@@ -51,12 +52,17 @@ SINGLE = frozenset(
         b"user-agent",
     )
 )
-WATCHED = (
-    frozenset(
-        (b"host", b"content-length", b"transfer-encoding", b"connection", b"expect")
-    )
-    | SINGLE
-)
+# The fields the reader looks at, by code: the framing fields (negative: host -1,
+# content-length -2, transfer-encoding -3, connection -4, expect -5) and one bit for each
+# single-value field, to find a repeated one with an OR.
+WATCHED: dict[bytes, int] = {
+    b"host": -1,
+    b"content-length": -2,
+    b"transfer-encoding": -3,
+    b"connection": -4,
+    b"expect": -5,
+    **{name: 1 << i for i, name in enumerate(sorted(SINGLE))},
+}
 
 
 def keep_alive_wanted(http_version: bytes, connection: bytes | None) -> bool:
@@ -75,19 +81,26 @@ def keep_alive_wanted(http_version: bytes, connection: bytes | None) -> bool:
     return b"keep-alive" in tokens
 
 
+def skip_empty_lines(data: bytes, pos: int) -> int:
+    """Past the CR and LF bytes at ``pos``: llhttp skips them before a request."""
+    end = len(data)
+    while pos < end and data[pos] in (10, 13):
+        pos += 1
+    return pos
+
+
 def after_messages(
-    data: bytes, count: int, bodies: dict[int, int] | None
+    data: bytes, pos: int, first: int, count: int, bodies: dict[int, int] | None
 ) -> int | None:
-    """Where the bytes after ``count`` whole requests at the start of ``data`` begin, or
-    None if ``data`` holds fewer blank lines.
+    """Where requests ``first`` to ``count - 1`` of a read (``data``) end, the first of
+    them starting at ``pos``; None if ``data`` holds fewer blank lines.
 
     Each head ends at its first blank line (llhttp accepted them, so CRLF endings), and
     the ``i``-th is followed by ``bodies[i]`` bytes of Content-Length body (none if
-    absent). Chunked framing is not covered: httptools does not report its length.
+    absent). Chunked bodies are never among them: chunked.py takes each one over.
     """
-    pos = 0
-    for i in range(count):
-        end = data.find(b"\r\n\r\n", pos)
+    for i in range(first, count):
+        end = data.find(b"\r\n\r\n", skip_empty_lines(data, pos))
         if end < 0:
             return None
         pos = end + 4
