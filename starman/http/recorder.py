@@ -332,7 +332,7 @@ class MessageRecorder:
             self._fail("request line too long", 414)
             return
         if method == b"CONNECT":
-            self._fail("CONNECT is not supported", 501)
+            self._fail("CONNECT is not supported (an origin server, not a proxy)", 501)
             return
         first = url[:1]
         if first == b"/":
