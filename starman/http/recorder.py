@@ -37,6 +37,8 @@ __all__ = ["MAX_HEAD_BYTES", "MessageRecorder", "Renamed", "new_parser"]
 # more, nginx less per buffer. Above it: 431.
 MAX_HEAD_BYTES: Final = 65536
 
+# Added to the Host count when a single-value field came twice (fields.py).
+_REPEATED_SINGLE: Final = 0x10000
 # Host values that passed _HOST (most connections repeat one or two).
 _good_hosts: set[bytes] = set()
 
@@ -206,7 +208,7 @@ class MessageRecorder:
         self._expect: bytes | None = None
         # The single-value fields seen (their bits, fields.py) and the first one repeated.
         self._singles = 0
-        self._dup: bytes | None = None
+        self._dup = b""
         self._body_seen = False
         self._upgrade = False
         self._cur_cl: int | None = None
@@ -227,7 +229,6 @@ class MessageRecorder:
         self._connection = None
         self._expect = None
         self._singles = 0
-        self._dup = None
         self._body_seen = False
         self._upgrade = False
         self._cur_cl = None
@@ -269,8 +270,11 @@ class MessageRecorder:
                 self._nhost += 1
             elif code > 0:
                 singles = self._singles
-                if singles & code and self._dup is None:
-                    self._dup = lname
+                if singles & code:
+                    # Marked in the Host count: checked with it, at no cost per request.
+                    if self._nhost < _REPEATED_SINGLE:
+                        self._dup = lname
+                    self._nhost |= _REPEATED_SINGLE
                 self._singles = singles | code
             elif code == -2:
                 if not self._ncl:
@@ -350,10 +354,10 @@ class MessageRecorder:
             return
         nhost = self._nhost
         if nhost > 1 or (version == b"1.1" and not nhost):
-            self._fail("missing or repeated Host", 400)
-            return
-        if self._dup is not None:
-            self._fail("repeated " + self._dup.decode("ascii") + " field", 400)
+            if nhost >= _REPEATED_SINGLE:
+                self._fail("repeated " + self._dup.decode("ascii") + " field", 400)
+            else:
+                self._fail("missing or repeated Host", 400)
             return
         if nhost:
             host = self._host
