@@ -100,6 +100,14 @@ class ServerConnection(ResponseWriter):
         self.request: Request | None = None
         self._raised: ProtocolError | None = None
 
+    def send_error(self, status: int, why: str | None = None) -> bytes:
+        """As ResponseWriter's; a 501 for the request just refused says what is not
+        implemented (an unsupported coding, CONNECT)."""
+        raised = self._raised
+        if why is None and status == 501 and raised is not None:
+            why = str(raised)
+        return ResponseWriter.send_error(self, status, why)
+
     def next_event(self) -> Event | Sentinel:
         """The next event, ``NEED_DATA`` or ``PAUSED``.
 

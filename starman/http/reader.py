@@ -1,454 +1,33 @@
-"""The peer's side of an HTTP/1.1 connection: request bytes in, validated events out (httptools).
+"""The peer's side of an HTTP/1.1 connection: request bytes in, validated events out.
 
-The framing checks and limits (docs/hardening.md) are applied as llhttp reports each part.
+recorder.py holds the httptools callbacks and the checks they apply; this module feeds the
+bytes, hands chunked bodies to chunked.py and methods llhttp does not know back to llhttp
+under a stand-in (docs/hardening.md).
 Rule 1: no socket, selectors, signal, time or logging imports.
-Rule 2: the httptools callbacks only record (append to a deque or set a field); they never raise.
 Rule 3: after the first protocol error nothing more is parsed; the error is the last event.
 """
 
 from __future__ import annotations
 
 import re
-from collections import deque
-from typing import Final
 
 import httptools
 
-from starman.http.events import (
-    END_OF_MESSAGE,
-    ConnectionClosed,
-    Data,
-    Event,
-    ProtocolError,
-    Request,
-)
+from starman.http.events import END_OF_MESSAGE, ConnectionClosed, Data, ProtocolError
+from starman.http.fields import after_messages, keep_alive_wanted, skip_empty_lines
+from starman.http.recorder import MAX_HEAD_BYTES, MessageRecorder, Renamed, new_parser
 
 __all__ = ["MAX_HEAD_BYTES", "RequestReader", "keep_alive_wanted"]
 
-# The whole head (request line, fields and trailers) of one request; waitress allows
-# more, nginx less per buffer. Above it: 431.
-MAX_HEAD_BYTES: Final = 65536
-# A method token longer than this is not worth waiting for before deciding 400 vs 501.
-_METHOD_PROBE_MAX = 32
-
-_DIGITS = re.compile(rb"[0-9]+")
+# What llhttp is fed in place of a method it does not know: one without special framing.
+_STAND_IN = b"GET"
 # RFC 9110 token without lower case and without '#': gunicorn 22's "unknown method" rule.
 _METHOD_TOKEN = re.compile(rb"[!$%&'*+\-.^_`|~0-9A-Z]+")
-_HOST = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]*)(?::[0-9]*)?")
-# Host values that passed _HOST (most connections repeat one or two).
-_good_hosts: set[bytes] = set()
-_WATCHED = frozenset(
-    (b"host", b"content-length", b"transfer-encoding", b"connection", b"expect")
-)
-
-
-def keep_alive_wanted(http_version: bytes, connection: bytes | None) -> bool:
-    """Whether the client asks to keep the connection open.
-
-    ``connection`` is the comma-joined value of every ``Connection`` field (None if absent).
-    HTTP/1.1 persists unless ``close`` is a token; HTTP/1.0 only with ``keep-alive``.
-    """
-    tokens: set[bytes] = set()
-    if connection:
-        tokens = {t.strip(b" \t").lower() for t in connection.split(b",")}
-    if b"close" in tokens:
-        return False
-    if http_version == b"1.1":
-        return True
-    return b"keep-alive" in tokens
-
-
-def _after_messages(
-    data: bytes, count: int, bodies: dict[int, int] | None
-) -> int | None:
-    """Where the bytes after ``count`` whole requests at the start of ``data`` begin, or
-    None if ``data`` holds fewer blank lines.
-
-    Each head ends at its first blank line (llhttp accepted them, so CRLF endings), and
-    the ``i``-th is followed by ``bodies[i]`` bytes of Content-Length body (none if
-    absent). Chunked framing is not covered: httptools does not report its length.
-    """
-    pos = 0
-    for i in range(count):
-        end = data.find(b"\r\n\r\n", pos)
-        if end < 0:
-            return None
-        pos = end + 4
-        if bodies:
-            pos += bodies.get(i, 0)
-    return pos
-
-
-def _body_framing(
-    version: bytes, nte: int, te: bytes, ncl: int, cl: bytes
-) -> tuple[int | None, bool] | ProtocolError:
-    """(Content-Length, chunked) from the framing fields of a head that has some, or the
-    error to answer: one ``chunked`` Transfer-Encoding or one decimal Content-Length."""
-    if nte:
-        if nte > 1 or version == b"1.0" or ncl:
-            return ProtocolError("invalid Transfer-Encoding framing", 400)
-        codings = [c for c in (p.strip(b" \t").lower() for p in te.split(b",")) if c]
-        if codings != [b"chunked"]:
-            return ProtocolError("unsupported Transfer-Encoding", 501)
-        return None, True
-    if ncl > 1:
-        return ProtocolError("repeated Content-Length", 400)
-    raw = cl.strip(b" \t")
-    if _DIGITS.fullmatch(raw) is None:
-        return ProtocolError("invalid Content-Length", 400)
-    return int(raw), False
-
-
 # The parser a released reader keeps: its protocol object has no callbacks.
 _RELEASED_PARSER = httptools.HttpRequestParser(object())
 
 
-class _Callbacks:
-    """What httptools calls: the reader's private ``_on_*`` methods under the names
-    httptools looks up (once, when the parser is built)."""
-
-    __slots__ = (
-        "on_body",
-        "on_header",
-        "on_headers_complete",
-        "on_message_begin",
-        "on_message_complete",
-        "on_url",
-    )
-
-    def __init__(self, reader: _MessageRecorder) -> None:
-        self.on_message_begin = reader._on_message_begin
-        self.on_url = reader._on_url
-        self.on_header = reader._on_header
-        self.on_headers_complete = reader._on_headers_complete
-        self.on_body = reader._on_body
-        self.on_message_complete = reader._on_message_complete
-
-
-class _MessageRecorder:
-    """The reader's state and its httptools callbacks (private, see ``_Callbacks``):
-    record each request's parts and apply the framing checks and limits, turning them
-    into ``events``. ``RequestReader`` adds the feeding side."""
-
-    # Slots: more attributes than CPython 3.11 shares between instance dicts, so without
-    # them every reader would build and resize its own dict.
-    __slots__ = (
-        "_began_here",
-        "_begin_mark",
-        "_body_seen",
-        "_body_total",
-        "_chunked",
-        "_chunked_in_feed",
-        "_cl",
-        "_completed_in_feed",
-        "_connection",
-        "_cur_cl",
-        "_dead",
-        "_eof",
-        "_err",
-        "_expect",
-        "_feed_bodies",
-        "_feed_body",
-        "_head_bytes",
-        "_head_raw",
-        "_headers",
-        "_host",
-        "_in_head",
-        "_in_trailers",
-        "_limit_field_size",
-        "_limit_fields",
-        "_limit_line",
-        "_max_body",
-        "_msg_open",
-        "_ncl",
-        "_nhost",
-        "_nte",
-        "_parser",
-        "_prefix",
-        "_probe",
-        "_te",
-        "_upgrade",
-        "_upgrade_left",
-        "_url",
-        "events",
-    )
-
-    # Positional (a keyword call costs more): one reader per connection.
-    def __init__(
-        self,
-        limit_request_line: int,
-        limit_request_fields: int,
-        limit_request_field_size: int,
-        max_body: int,
-    ) -> None:
-        self._limit_line = limit_request_line
-        self._limit_fields = limit_request_fields
-        self._limit_field_size = limit_request_field_size
-        self._max_body = max_body
-        self._parser = httptools.HttpRequestParser(_Callbacks(self))
-        self.events: deque[Event | ProtocolError] = deque()
-        # The parser is never fed again (error, upgrade, data after close).
-        self._dead = False
-        self._err: ProtocolError | None = None
-        self._eof = False
-        # The bytes of a rejected method token, kept to pick 400 or 501 (RequestReader).
-        self._probe: bytes | None = None
-        # The first bytes of the current message, for that method probe.
-        self._prefix = b""
-        # Messages completed by the current feed_data(), and whether one was chunked
-        # (framing bytes whose length httptools does not report).
-        self._completed_in_feed = 0
-        self._chunked_in_feed = False
-        # Content-Length body sizes of the messages completed by the current feed, by
-        # their index in it (None: none had a body), to find where the next one starts.
-        self._feed_bodies: dict[int, int] | None = None
-        self._upgrade_left = 0
-        self._msg_open = False
-        self._head_raw = 0
-        self._feed_body = 0
-        self._began_here = False
-        self._begin_mark = 0
-        # The current message (reset by _on_message_begin).
-        self._url = b""
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._head_bytes = 0
-        self._in_head = False
-        self._in_trailers = False
-        # Framing fields: the first value of each and how many times it came.
-        self._host = b""
-        self._nhost = 0
-        self._cl = b""
-        self._ncl = 0
-        self._te = b""
-        self._nte = 0
-        self._connection: bytes | None = None
-        self._expect: bytes | None = None
-        self._body_total = 0
-        self._body_seen = False
-        self._chunked = False
-        self._upgrade = False
-        self._cur_cl: int | None = None
-
-    def _fail(self, msg: str, status: int) -> None:
-        if self._err is None:
-            self._err = ProtocolError(msg, status)
-            self.events.append(self._err)
-        self._dead = True
-
-    # ------------------------------------------- httptools callbacks: record only (Rule 2)
-    def _on_message_begin(self) -> None:
-        self._url = b""
-        self._headers = []
-        self._head_bytes = 0
-        self._in_trailers = False
-        self._nhost = self._ncl = self._nte = 0
-        self._connection = None
-        self._expect = None
-        self._body_total = 0
-        self._body_seen = False
-        self._chunked = False
-        self._upgrade = False
-        self._cur_cl = None
-        self._msg_open = True
-        self._in_head = True
-        self._began_here = True
-        self._begin_mark = self._feed_body
-
-    def _on_url(self, url: bytes) -> None:
-        if self._err is not None:
-            return
-        self._url += url
-        self._prefix = b""
-        if len(self._url) > self._limit_line:
-            self._fail("request line too long", 414)
-
-    def _on_header(self, name: bytes, value: bytes) -> None:
-        size = len(name) + len(value)
-        head_bytes = self._head_bytes + size + 4
-        self._head_bytes = head_bytes
-        headers = self._headers
-        if (
-            self._err is not None
-            or self._in_trailers
-            or head_bytes > MAX_HEAD_BYTES
-            or size > self._limit_field_size
-            or len(headers) >= self._limit_fields
-        ):
-            self._header_checks(size, head_bytes)
-            return
-        lname = name.lower()
-        value = value.rstrip(b" \t")
-        headers.append((lname, value))
-        if lname in _WATCHED:
-            if lname == b"host":
-                if not self._nhost:
-                    self._host = value
-                self._nhost += 1
-            elif lname == b"content-length":
-                if not self._ncl:
-                    self._cl = value
-                self._ncl += 1
-            elif lname == b"transfer-encoding":
-                if not self._nte:
-                    self._te = value
-                self._nte += 1
-            elif lname == b"connection":
-                self._connection = (
-                    value
-                    if self._connection is None
-                    else self._connection + b"," + value
-                )
-            else:
-                self._expect = (
-                    value if self._expect is None else self._expect + b"," + value
-                )
-
-    def _header_checks(self, size: int, head_bytes: int) -> None:
-        """_on_header's rare cases, in order: an earlier error, the head budget, a
-        trailer (counted, then dropped), too many fields, a field too long."""
-        if self._err is not None:
-            return
-        if head_bytes > MAX_HEAD_BYTES:
-            self._fail("request head too large", 431)
-        elif self._in_trailers:
-            pass  # trailers count toward the head budget, then are discarded
-        elif len(self._headers) >= self._limit_fields:
-            self._fail("too many header fields", 431)
-        elif size > self._limit_field_size:
-            self._fail("header field too long", 431)
-
-    def _on_headers_complete(self) -> None:
-        if self._err is not None:
-            return
-        self._in_head = False
-        self._in_trailers = True
-        self._head_bytes += len(self._url)
-        if self._head_bytes > MAX_HEAD_BYTES:
-            self._fail("request head too large", 431)
-            return
-        parser = self._parser
-        method = parser.get_method()
-        version_str = parser.get_http_version()
-        if version_str == "1.1":
-            version = b"1.1"
-        elif version_str == "1.0":
-            version = b"1.0"
-        elif version_str == "0.9" or not version_str.startswith(("1.", "2.", "3.")):
-            self._fail("HTTP/0.9 request", 400)
-            return
-        else:
-            self._fail("unsupported HTTP version", 505)
-            return
-        url = self._url
-        if len(method) + len(url) + 10 > self._limit_line:
-            self._fail("request line too long", 414)
-            return
-        if method == b"CONNECT":
-            self._fail("CONNECT is not supported", 501)
-            return
-        first = url[:1]
-        if first == b"/":
-            pass
-        elif url == b"*":
-            if method != b"OPTIONS":
-                self._fail("'*' target with a method other than OPTIONS", 400)
-                return
-        elif url[:7].lower() != b"http://" and url[:8].lower() != b"https://":
-            self._fail("invalid request target", 400)
-            return
-        nhost = self._nhost
-        if nhost > 1 or (version == b"1.1" and not nhost):
-            self._fail("missing or repeated Host", 400)
-            return
-        if nhost:
-            host = self._host
-            if host not in _good_hosts:
-                if _HOST.fullmatch(host) is None:
-                    self._fail("invalid Host", 400)
-                    return
-                if len(_good_hosts) >= 256:
-                    _good_hosts.clear()
-                _good_hosts.add(host)
-        content_length: int | None = None
-        chunked = False
-        if self._nte or self._ncl:
-            framing = _body_framing(version, self._nte, self._te, self._ncl, self._cl)
-            if type(framing) is ProtocolError:
-                self._fail(str(framing), framing.status_hint)
-                return
-            content_length, chunked = framing  # type: ignore[misc]  # checked: a tuple
-        if self._connection is None:
-            keep_alive = version == b"1.1"
-        else:
-            keep_alive = keep_alive_wanted(version, self._connection)
-        upgrade = parser.should_upgrade()
-        if upgrade:
-            keep_alive = False
-            if chunked:
-                self._fail("chunked body on an Upgrade request", 400)
-                return
-        expect_continue = False
-        if self._expect is not None and version == b"1.1":
-            if self._expect.strip(b" \t").lower() != b"100-continue":
-                self._fail("unsupported expectation", 417)
-                return
-            expect_continue = chunked or bool(content_length)
-        if content_length is not None and content_length > self._max_body:
-            self._fail("request body too large", 413)
-            return
-        self._chunked = chunked
-        self._upgrade = upgrade
-        self._cur_cl = content_length
-        self.events.append(
-            Request(
-                method,
-                url,
-                version,
-                tuple(self._headers),
-                keep_alive,
-                content_length,
-                chunked,
-                expect_continue,
-                upgrade,
-            )
-        )
-
-    def _on_body(self, body: bytes) -> None:
-        self._feed_body += len(body)
-        if self._err is not None:
-            return
-        self._body_seen = True
-        if self._chunked:
-            self._body_total += len(body)
-            if self._body_total > self._max_body:
-                self._fail("request body too large", 413)
-                return
-        self.events.append(Data(body))
-
-    def _on_message_complete(self) -> None:
-        self._msg_open = False
-        if self._chunked:
-            self._chunked_in_feed = True
-        elif self._feed_body != self._begin_mark and self._began_here:
-            if self._feed_bodies is None:
-                self._feed_bodies = {}
-            self._feed_bodies[self._completed_in_feed] = (
-                self._feed_body - self._begin_mark
-            )
-        self._completed_in_feed += 1
-        self._prefix = b""
-        self._url = b""
-        if self._err is not None:
-            return
-        self._in_trailers = False
-        if self._upgrade and self._cur_cl:
-            # llhttp skips an Upgrade request's body; we read exactly CL raw bytes.
-            self._upgrade_left = self._cur_cl
-            return
-        self.events.append(END_OF_MESSAGE)
-
-
-class RequestReader(_MessageRecorder):
+class RequestReader(MessageRecorder):
     """Turns the peer's bytes (``feed``) into ``events``: Request, Data, EndOfMessage,
     ConnectionClosed, and at most one ProtocolError, always the last one."""
 
@@ -488,8 +67,8 @@ class RequestReader(_MessageRecorder):
             if self._eof:
                 return
             self._eof = True
-            if self._probe is not None and self._err is None:
-                self._decide_method(self._probe, eof=True)
+            # An incomplete method token is an incomplete request, as any other.
+            self._probe = None
             if self._err is None:
                 self.events.append(ConnectionClosed())
             return
@@ -497,21 +76,22 @@ class RequestReader(_MessageRecorder):
             if self._eof:
                 return
             if self._probe is not None:
-                self._decide_method(self._probe + data, eof=False)
+                self._decide_method(self._probe + data)
+                return
+            if self._chunk is not None:
+                if self._err is None:
+                    self._chunk_data(data)
                 return
             if self._upgrade_left and self._err is None:
                 self._upgrade_body(data)
             return
-        if not self._url:
-            prefix = self._prefix
-            if not prefix:
-                self._prefix = data[:_METHOD_PROBE_MAX]
-            elif len(prefix) < _METHOD_PROBE_MAX:
-                self._prefix = prefix + data[:_METHOD_PROBE_MAX]
+        self._parse(data)
+
+    def _parse(self, data: bytes) -> None:
         self._feed_body = 0
         self._began_here = False
         self._completed_in_feed = 0
-        self._chunked_in_feed = False
+        self._head_before = self._in_head
         self._feed_bodies = None
         open_before = self._msg_open
         try:
@@ -520,9 +100,14 @@ class RequestReader(_MessageRecorder):
             self._dead = True
             if self._upgrade_left and self._err is None:
                 self._upgrade_body(data[int(exc.args[0]) :])
-        except httptools.HttpParserInvalidMethodError:
+        except httptools.HttpParserCallbackError:
+            # Only _HandOver is raised by the callbacks: a chunked head ended.
             if self._err is None:
-                self._invalid_method(data, open_before)
+                self._hand_over(data, open_before)
+            return
+        except httptools.HttpParserInvalidMethodError:
+            if self._err is None and self._invalid_method(data, open_before):
+                return  # parsed again from that request on, by a new parser
         except httptools.HttpParserError as exc:
             if self._err is None:
                 if not self._msg_open:
@@ -538,41 +123,130 @@ class RequestReader(_MessageRecorder):
                 self._head_raw += len(data)
             if self._head_raw > MAX_HEAD_BYTES:
                 self._fail("request head too large", 431)
+            else:
+                self._keep_head_start(data, open_before)
 
-    def _invalid_method(self, data: bytes, open_before: bool) -> None:
-        if not self._completed_in_feed:
-            self._decide_method(self._prefix, eof=False)
-            return
-        # A pipelined request after one that completed in this read: find its first
-        # bytes when every earlier message of the read started in it and none was chunked.
-        start = (
-            None
-            if open_before or self._chunked_in_feed
-            else _after_messages(data, self._completed_in_feed, self._feed_bodies)
+    # ------------------------- where requests start and end in a read (httptools has no
+    # offsets): found from the heads' blank lines and the body sizes, on rare paths only.
+    def _after_completed(self, data: bytes, open_before: bool) -> int | None:
+        """Where the requests completed in this read (``data``) end; None: not found."""
+        pos = 0
+        first = 0
+        if open_before:  # the first one began in an earlier read
+            if self._head_before:
+                tail = self._tail
+                end = (tail + data).find(b"\r\n\r\n")
+                if end < 0:
+                    return None
+                pos = end + 4 - len(tail)
+            first = 1
+            if self._feed_bodies:
+                pos += self._feed_bodies.get(0, 0)
+        return after_messages(
+            data, pos, first, self._completed_in_feed, self._feed_bodies
         )
-        if start is None:
-            self._fail("invalid method", 400)
+
+    def _keep_head_start(self, data: bytes, open_before: bool) -> None:
+        """A read ended inside a head: keep its last bytes (and all of them while in
+        the method) for the reads after it."""
+        if self._began_here:
+            pos = self._after_completed(data, open_before)
+            own = None if pos is None else data[skip_empty_lines(data, pos) :]
+            self._tail = data[-3:] if own is None else own[-3:]
+            if not self._url:
+                self._prefix = own
         else:
-            self._decide_method(data[start:], eof=False)
+            tail = self._tail
+            self._tail = (tail + data)[-3:] if tail else data.lstrip(b"\r\n")[-3:]
+            if not self._url:
+                prefix = self._prefix
+                self._prefix = None if prefix is None else prefix + data
+
+    def _invalid_method(self, data: bytes, open_before: bool) -> bool:
+        """llhttp rejected a method in ``data``: whether the request was parsed again."""
+        if not self._completed_in_feed and open_before:
+            prefix = self._prefix
+            candidate = None if prefix is None else prefix + data
+        else:
+            pos = self._after_completed(data, open_before)
+            candidate = None if pos is None else data[pos:]
+        if candidate is None:
+            self._fail("invalid method", 400)
+            return False
+        return self._decide_method(candidate)
+
+    def _hand_over(self, data: bytes, open_before: bool) -> None:
+        """A chunked request's head ended in ``data``: its body goes to chunked.py."""
+        if self._began_here:
+            pos = self._after_completed(data, open_before)
+            end = (
+                -9
+                if pos is None
+                else data.find(b"\r\n\r\n", skip_empty_lines(data, pos))
+            )
+        else:
+            tail = self._tail
+            end = (tail + data).find(b"\r\n\r\n") - len(tail)
+        self._dead = True  # llhttp stopped; a new parser takes the bytes after the body
+        if end < -3:
+            self._fail("invalid chunked request", 400)
+        else:
+            self._body_seen = False
+            self._chunk_data(data[end + 4 :])
+
+    def _chunk_data(self, data: bytes) -> None:
+        chunk = self._chunk
+        assert chunk is not None
+        if data:
+            self._body_seen = True
+        got = chunk.feed(data, self.events)
+        if got is None:
+            return
+        if type(got) is ProtocolError:
+            self._fail(str(got), got.status_hint)
+            return
+        self._chunk = None
+        self._msg_open = False
+        self._in_trailers = False
+        self._url = b""
+        self._prefix = b""
+        self.events.append(END_OF_MESSAGE)
+        if chunk.keep_alive:  # else the rest is discarded, as llhttp does
+            self._parser = new_parser(self)
+            self._dead = False
+            if got:
+                self._parse(got)  # type: ignore[arg-type]  # checked: bytes
 
     def _llhttp_status(self, msg: str) -> int:
-        if "Transfer-Encoding" in msg and "header value" in msg and not self._nte:
-            # One TE line whose value llhttp refuses while parsing it ("chunked, gzip"):
-            # an unsupported coding, not a syntax error. Two TE lines stay 400.
+        if "Transfer-Encoding" in msg and "header value" in msg:
+            # A TE value llhttp refuses while parsing it ("chunked, gzip", on one line or
+            # two): an unsupported coding, not a syntax error.
             return 501
         return 400
 
-    def _decide_method(self, candidate: bytes, eof: bool) -> None:
+    def _decide_method(self, candidate: bytes) -> bool:
+        """A request (its first bytes) whose method llhttp does not know: a method token
+        goes to the app (RFC 9110 §9.1), parsed again with a stand-in method, so framing
+        is decided as for any method; anything else is refused. Whether it was parsed."""
         text = candidate.lstrip(b"\r\n")
         sp = text.find(b" ")
         token = text if sp < 0 else text[:sp]
-        is_token = bool(token) and _METHOD_TOKEN.fullmatch(token) is not None
-        if sp < 0 and is_token and not eof and len(text) < _METHOD_PROBE_MAX:
-            self._probe = candidate
-            self._dead = True
-            return
         self._probe = None
-        self._fail("unknown or invalid method", 501 if is_token else 400)
+        if not token or _METHOD_TOKEN.fullmatch(token) is None:
+            self._fail("invalid method", 400)
+            return False
+        if sp < 0:
+            if len(text) > self._limit_line:
+                self._fail("request line too long", 414)
+            else:
+                self._probe = candidate  # wait for the rest of the token
+                self._dead = True
+            return False
+        self._dead = False
+        self._msg_open = False  # it begins again, in the new parser
+        self._parser = Renamed(self, token)
+        self._parse(_STAND_IN + text[sp:])
+        return True
 
     def _upgrade_body(self, data: bytes) -> None:
         take = data[: self._upgrade_left]

@@ -324,9 +324,12 @@ class ResponseWriter:
         self.our_state = OUR_TRANSITIONS[(self.our_state, ABORT)]
         self._must_close = True
 
-    def send_error(self, status: int) -> bytes:
-        """A complete plain-text error response with ``Connection: close``."""
+    def send_error(self, status: int, why: str | None = None) -> bytes:
+        """A complete plain-text error response with ``Connection: close`` (``why``, our
+        own fixed text, follows the reason phrase)."""
         body = error_body(status)
+        if why is not None:
+            body = body[:-1] + b": " + why.encode("ascii", "replace") + b"\n"
         self._must_close = True
         self.our_state = OUR_TRANSITIONS[(self.our_state, ERROR_RESPONSE)]
         self.response_status = status

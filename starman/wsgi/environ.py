@@ -106,12 +106,44 @@ def _env_key(lname: bytes) -> str | None:
 
 
 def _forwarded_proto(value: str) -> str | None:
-    first = value.split(",", 1)[0]
-    for param in first.split(";"):
+    # The right-most element: the one the trusted proxy appended.
+    last = value.rsplit(",", 1)[-1]
+    for param in last.split(";"):
         name, _, val = param.strip().partition("=")
         if name.lower() == "proto":
             return val.strip().strip('"').lower()
     return None
+
+
+def _trusted_scheme(env: Environ) -> str | None:
+    """The scheme the trusted proxy reports, or None (docs/hardening.md).
+
+    Each header counts by its right-most value, the one the proxy appended (what is left
+    of it came from the client). Values that disagree, or one that is no scheme, are
+    refused rather than one of them picked.
+    """
+    candidates = []
+    xfp = env.get("HTTP_X_FORWARDED_PROTO")
+    if xfp is not None:
+        candidates.append(xfp.rsplit(",", 1)[-1].strip().lower())
+    fwd = env.get("HTTP_FORWARDED")
+    if fwd is not None:
+        proto = _forwarded_proto(fwd)
+        if proto is not None:
+            candidates.append(proto)
+    ssl = env.get("HTTP_X_FORWARDED_SSL")
+    if ssl is not None:
+        flag = ssl.rsplit(",", 1)[-1].strip().lower()
+        candidates.append(_SSL_FLAGS.get(flag, flag))
+    scheme: str | None = None
+    for c in candidates:
+        if c not in ("http", "https") or (scheme is not None and c != scheme):
+            raise RequestRejected("conflicting scheme headers", 400)
+        scheme = c
+    return scheme
+
+
+_SSL_FLAGS = {"on": "https", "off": "http"}
 
 
 def _split_host(host: str, scheme: str) -> tuple[str, str]:
@@ -216,20 +248,7 @@ def request_environ(
         env["CONTENT_LENGTH"] = str(body_length)
     env["wsgi.input"] = body
     if trusted:
-        scheme: str | None = None
-        xfp = env.get("HTTP_X_FORWARDED_PROTO")
-        fwd = env.get("HTTP_FORWARDED")
-        candidates = []
-        if xfp is not None:
-            candidates.append(xfp.split(",", 1)[0].strip().lower())
-        if fwd is not None:
-            proto = _forwarded_proto(fwd)
-            if proto is not None:
-                candidates.append(proto)
-        for c in candidates:
-            if c not in ("http", "https") or (scheme is not None and c != scheme):
-                raise RequestRejected("conflicting scheme headers", 400)
-            scheme = c
+        scheme = _trusted_scheme(env)
         if scheme is not None:
             env["wsgi.url_scheme"] = scheme
             if scheme == "https":
