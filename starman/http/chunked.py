@@ -9,6 +9,7 @@ Rule: no socket, selectors, signal, time or logging imports.
 from __future__ import annotations
 
 import re
+import sys
 from collections import deque
 from typing import Final
 
@@ -17,19 +18,31 @@ from starman.http.events import Data, Event, ProtocolError
 __all__ = ["ChunkedBody"]
 
 # A chunk-size line without its CRLF: chunk-size, then chunk-ext (BWS around ';' and '=').
-# Possessive whitespace keeps the match linear in the line's length.
-_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]++"
-_QUOTED = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*+"'
+# Every piece ends where the next begins (a token holds no space, ';' or '='; a quoted
+# string's two branches start with different bytes), so a match stays linear in the
+# line's length, which MAX_CHUNK_LINE bounds. From Python 3.11 the quantifiers are
+# possessive (``P``): the same lines match, and the engine keeps no backtracking states.
+P = b"+" if sys.version_info >= (3, 11) else b""
+_BWS = rb"[ \t]*" + P
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+" + P
+_QUOTED = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*' + P + rb'"'
 _SIZE_LINE = re.compile(
-    rb"([0-9A-Fa-f]{1,16})(?:[ \t]*+;[ \t]*+"
+    rb"([0-9A-Fa-f]{1,16})(?:"
+    + _BWS
+    + rb";"
+    + _BWS
     + _TOKEN
-    + rb"(?:[ \t]*+=[ \t]*+(?:"
+    + rb"(?:"
+    + _BWS
+    + rb"="
+    + _BWS
+    + rb"(?:"
     + _TOKEN
     + rb"|"
     + _QUOTED
     + rb"))?)*"
 )
-_TRAILER_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]++:[\t -~\x80-\xff]*")
+_TRAILER_LINE = re.compile(_TOKEN + rb":[\t -~\x80-\xff]*")
 _FRAMING = frozenset((b"content-length", b"transfer-encoding", b"host"))
 # A chunk-size line (with its extensions) longer than this is refused.
 MAX_CHUNK_LINE: Final = 4096
