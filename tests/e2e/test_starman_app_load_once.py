@@ -6,16 +6,12 @@ from __future__ import annotations
 import os
 import re
 
-from tests.harness.starman_program import BROKEN_APP, Launcher, launcher
+from tests.harness.starman_program import BROKEN_APP, Launcher, error_lines, launcher
 
 __all__ = ["launcher"]
 
 NOT_CALLABLE = "master_notcallable:app"
 APPS_DIR = os.path.dirname(BROKEN_APP)
-
-
-def error_lines(log: str) -> list[str]:
-    return [line for line in log.splitlines() if line.startswith("starman: error:")]
 
 
 def test_app_raising_at_import_is_reported_once(launcher: Launcher) -> None:

@@ -10,7 +10,7 @@ import signal
 import psutil
 
 from tests.harness.process import wait_for
-from tests.harness.starman_program import APP, Launcher, launcher
+from tests.harness.starman_program import APP, Launcher, error_lines, launcher
 
 __all__ = ["launcher"]
 
@@ -18,10 +18,6 @@ __all__ = ["launcher"]
 def read(path: str) -> str:
     with open(path, encoding="utf-8", errors="replace") as f:
         return f.read()
-
-
-def error_lines(log: str) -> list[str]:
-    return [line for line in log.splitlines() if line.startswith("starman: error:")]
 
 
 def test_error_log_in_a_missing_directory(launcher: Launcher) -> None:

@@ -7,24 +7,18 @@ import socket
 
 import pytest
 
-from tests.harness.starman_program import APP, Launcher, launcher
+from tests.harness.starman_program import (
+    APP,
+    Launcher,
+    error_lines,
+    launcher,
+    run_to_exit,
+)
 
 __all__ = ["launcher"]
 
 NOT_CALLABLE = "master_notcallable:app"
 APPS_DIR = os.path.join(os.path.dirname(APP))
-
-
-def run_to_exit(
-    launcher: Launcher, args: list[str], timeout: float = 15.0
-) -> tuple[int, str]:
-    server = launcher.run(args)
-    code = server.proc.wait(timeout=timeout)
-    return code, server.log()
-
-
-def error_lines(log: str) -> list[str]:
-    return [line for line in log.splitlines() if line.startswith("starman: error:")]
 
 
 def test_unknown_option_suggests_the_right_one(launcher: Launcher) -> None:

@@ -13,21 +13,15 @@ import pytest
 from starman.access import ACCESS_LOG_DIRECTIVES
 from tests.harness.process import PY, kill_group, spawn, wait_for
 from tests.harness.rawhttp import http_get
-from tests.harness.starman_program import APP, Launcher, launcher
+from tests.harness.starman_program import (
+    APP,
+    Launcher,
+    error_lines,
+    launcher,
+    run_to_exit,
+)
 
 __all__ = ["launcher"]
-
-
-def run_to_exit(
-    launcher: Launcher, args: list[str], timeout: float = 15.0
-) -> tuple[int, str]:
-    server = launcher.run(args)
-    code = server.proc.wait(timeout=timeout)
-    return code, server.log()
-
-
-def error_lines(log: str) -> list[str]:
-    return [line for line in log.splitlines() if line.startswith("starman: error:")]
 
 
 def test_help_lists_every_access_log_directive(launcher: Launcher) -> None:

@@ -8,13 +8,9 @@ import os
 import signal
 
 from tests.harness.process import wait_for
-from tests.harness.starman_program import APP, Launcher, launcher
+from tests.harness.starman_program import APP, Launcher, error_lines, launcher
 
 __all__ = ["launcher"]
-
-
-def error_lines(log: str) -> list[str]:
-    return [line for line in log.splitlines() if line.startswith("starman: error:")]
 
 
 def test_status_file_in_a_missing_directory_is_refused_at_start(

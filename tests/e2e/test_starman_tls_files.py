@@ -7,13 +7,9 @@ import os
 
 import pytest
 
-from tests.harness.starman_program import APP, Launcher, launcher
+from tests.harness.starman_program import APP, Launcher, error_lines, launcher
 
 __all__ = ["launcher"]
-
-
-def error_lines(log: str) -> list[str]:
-    return [line for line in log.splitlines() if line.startswith("starman: error:")]
 
 
 @pytest.mark.parametrize(

@@ -169,3 +169,17 @@ def listening_address(server: Server, pattern: str) -> tuple[str, int]:
         return (m.group(1), int(m.group(2))) if m else None
 
     return wait_for(find, timeout=10.0)
+
+
+def run_to_exit(
+    launcher: Launcher, args: list[str], timeout: float = 15.0
+) -> tuple[int, str]:
+    """Run starman with ``args`` until it exits; its exit code and its output."""
+    server = launcher.run(args)
+    code = server.proc.wait(timeout=timeout)
+    return code, server.log()
+
+
+def error_lines(log: str) -> list[str]:
+    """The ``starman: error:`` lines of an output (what a user sees of a failure)."""
+    return [line for line in log.splitlines() if line.startswith("starman: error:")]

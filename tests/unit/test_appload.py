@@ -5,11 +5,13 @@ from __future__ import annotations
 import pathlib
 import sys
 import textwrap
-from collections.abc import Iterator
 
 import pytest
 
 from starman.wsgi.appload import AppImportError, load_app, load_target, preload_modules
+from tests.harness.appdir import appdir, write
+
+__all__ = ["appdir"]  # the fixture
 
 HELLO = textwrap.dedent(
     """
@@ -18,24 +20,6 @@ HELLO = textwrap.dedent(
         return [b"hello"]
     """
 )
-
-
-@pytest.fixture
-def appdir(
-    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[pathlib.Path]:
-    """A directory on sys.path and the cwd; modules imported from it are forgotten after."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    before = set(sys.modules)
-    yield tmp_path
-    for name in set(sys.modules) - before:
-        del sys.modules[name]
-
-
-def write(d: pathlib.Path, name: str, text: str) -> None:
-    (d / name).parent.mkdir(parents=True, exist_ok=True)
-    (d / name).write_text(textwrap.dedent(text))
 
 
 def test_file_app_prefers_application(appdir: pathlib.Path) -> None:

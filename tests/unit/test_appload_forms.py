@@ -6,11 +6,13 @@ from __future__ import annotations
 import pathlib
 import sys
 import textwrap
-from collections.abc import Iterator
 
 import pytest
 
 from starman.wsgi.appload import AppImportError, check_target, load_app, load_target
+from tests.harness.appdir import appdir, write
+
+__all__ = ["appdir"]  # the fixture
 
 APP = textwrap.dedent(
     """
@@ -31,22 +33,6 @@ APP = textwrap.dedent(
         raise ValueError("bad settings")
     """
 )
-
-
-@pytest.fixture
-def appdir(
-    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[pathlib.Path]:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    before = set(sys.modules)
-    yield tmp_path
-    for name in set(sys.modules) - before:
-        del sys.modules[name]
-
-
-def write(d: pathlib.Path, name: str, text: str) -> None:
-    (d / name).write_text(textwrap.dedent(text))
 
 
 def body(app: object) -> bytes:
