@@ -42,6 +42,7 @@ from starman.master.process import (
 )
 from starman.master.startup import AppLoadError, Boot, load_the_app
 from starman.worker.config import worker_config
+from starman.worker.handover import Handover, handover_pair
 from starman.worker.loop import run_worker
 from starman.worker.rehearse import rehearse
 from starman.worker.scoreboard import Scoreboard, SlotHooks
@@ -90,6 +91,9 @@ class Master:
         self.timeout_check_at: float | None = None
         self.load_reports = LoadReports()  # made before the first fork
         self.load_error: str | None = None  # the exit message, when that is the cause
+        # Made before the first fork: every worker inherits both ends, so a connection
+        # in flight waits in the queue for a worker forked later (seamless recycling).
+        self.handover: Handover | None = None
 
     # ---------------------------------------------------------------- the loop
 
@@ -106,6 +110,7 @@ class Master:
         if s.proctitle:
             set_title("starman master " + " ".join(self.argv), MASTER_NAME)
         self.board = Scoreboard(pool.MAX_SLOTS)
+        self.handover = handover_pair()
         self.ready_r, self.ready_w = os.pipe()
         os.set_blocking(self.ready_r, False)
         os.set_blocking(self.ready_w, False)
@@ -125,6 +130,9 @@ class Master:
             os.close(self.ready_r)
             os.close(self.ready_w)
             self.load_reports.close()
+            if self.handover is not None:
+                self.handover.inbox.close()
+                self.handover.outbox.close()
             if s.status_file:
                 remove_status_file(s.status_file, self.pid)
         if code == pool.APP_LOAD_ERROR:
@@ -337,7 +345,9 @@ class Master:
             tls_fds=frozenset(lst.sock.fileno() for lst in self.listeners if lst.tls),
             max_requests=max_requests,
         )
-        return run_worker([lst.sock for lst in self.listeners], app, config, hooks)
+        return run_worker(
+            [lst.sock for lst in self.listeners], app, config, hooks, self.handover
+        )
 
 
 def run_master(settings: Settings, argv: list[str]) -> int:

@@ -80,6 +80,11 @@ BACKOFF_MAX = 5.0
 ABORT_GRACE = 1.0
 # INT: workers exit at once; the master waits at most this long before SIGKILL.
 IMMEDIATE_GRACE = 5.0
+# Sent to a worker that leaves while the pool serves on (SIGTTOU, the end of a SIGHUP
+# reload): it hands its connections over to the live workers (starman.worker.handover)
+# instead of closing them as SIGTERM does. A booting one gets SIGTERM (it serves nobody
+# yet, and only the loop of a booted worker handles this signal).
+RETIRE = signal.SIGUSR2
 # What the pool sends to stop a worker (a booting one dies of it).
 _STOP_SIGNALS = (int(signal.SIGTERM), int(signal.SIGINT), int(signal.SIGQUIT))
 
@@ -196,13 +201,22 @@ def _stop_worker(
     now: float,
     actions: list[Action],
 ) -> None:
-    """Tell one worker to stop; SIGKILL it at now + grace if it has not exited."""
+    """Tell one worker to stop; SIGKILL it at now + grace if it has not exited.
+
+    ``RETIRE`` retires it while the pool serves on (its connections move to the live
+    workers); a stop after that sends SIGTERM, so that they close instead."""
+    if sig is RETIRE and w.state is WorkerState.BOOTING:
+        sig = signal.SIGTERM
     if w.state is WorkerState.DRAINING and sig is not signal.SIGKILL:
         if w.kill_at is None or now + grace < w.kill_at:
             w.kill_at = now + grace
-        if sig is not signal.SIGTERM and w.pid is not None:
+        if sig is RETIRE:
+            return
+        if (sig is not signal.SIGTERM or w.retired) and w.pid is not None:
             actions.append(Signal(w.pid, sig))
+        w.retired = False
         return
+    w.retired = sig is RETIRE
     w.state = WorkerState.DRAINING
     w.kill_at = now + grace
     if w.pid is not None:
@@ -277,9 +291,7 @@ def _on_signal(
                     w.slot,
                 ),
             )
-            _stop_worker(
-                state, victim, signal.SIGTERM, state.graceful_timeout, now, actions
-            )
+            _stop_worker(state, victim, RETIRE, state.graceful_timeout, now, actions)
     elif sig is signal.SIGUSR1:
         actions.append(ReopenLogs())
         for w in state.workers.values():
@@ -349,7 +361,7 @@ def _finish_reload(state: PoolState, now: float, actions: list[Action]) -> None:
     state.reload_deadline = None
     for w in list(state.workers.values()):
         if w.generation != state.generation and w.state is not WorkerState.DRAINING:
-            _stop_worker(state, w, signal.SIGTERM, state.graceful_timeout, now, actions)
+            _stop_worker(state, w, RETIRE, state.graceful_timeout, now, actions)
     actions.append(Notify("READY=1"))
 
 

@@ -238,7 +238,7 @@ class Phase(enum.Enum):
 class WorkerInfo(Record):
     """One worker slot: set up by Spawn, filled in as events arrive."""
 
-    __slots__ = ("slot", "generation", "pid", "state", "kill_at", "aborted")
+    __slots__ = ("slot", "generation", "pid", "state", "kill_at", "aborted", "retired")
 
     def __init__(self, slot: int, generation: int) -> None:
         self.slot = slot
@@ -247,6 +247,7 @@ class WorkerInfo(Record):
         self.state = WorkerState.BOOTING
         self.kill_at: float | None = None  # SIGKILL deadline, once told to stop
         self.aborted = False  # SIGABRT sent for --timeout
+        self.retired = False  # told to stop with pool.RETIRE (its connections move)
 
 
 class PoolState(Record):

@@ -126,3 +126,25 @@ class ConnectionFactory:
         sock.setblocking(False)
         env = connection_environ(self.server_env, None, None, unix=True)
         return Connection(sock, self.new_h1(), env, True, True, self.ctl)
+
+    def moved(self, sock: socket.socket, nreq: int) -> Connection | None:
+        """The connection of a plain (not TLS) socket handed over by a retiring worker
+        (starman.worker.handover); None (and ``sock`` closed) when the client is gone."""
+        sock.setblocking(False)
+        unix = sock.family == _AF_UNIX
+        try:
+            if unix:
+                env = connection_environ(self.server_env, None, None, unix=True)
+                trusted = True
+            else:
+                peer = sock.getpeername()
+                env = connection_environ(
+                    self.server_env, sock.getsockname(), peer, unix=False
+                )
+                trusted = self.allow_all or str(peer[0]) in self.allow_ips
+        except OSError:
+            sock.close()
+            return None
+        conn = Connection(sock, self.new_h1(), env, unix, trusted, self.ctl)
+        conn.nreq = nreq
+        return conn

@@ -71,9 +71,6 @@ class Dispatcher(ConnectionTable):
 
     __slots__ = (
         "app",
-        "close_checks",
-        "drain_deadline",
-        "draining",
         "in_app",
         "retire_by",
         "retire_check_at",
@@ -90,8 +87,6 @@ class Dispatcher(ConnectionTable):
     ) -> None:
         super().__init__(factory, config, hooks)
         self.app = app
-        self.draining = False
-        self.drain_deadline = 0.0
         self.served = 0
         self.in_app: ServerConnection | None = None  # the request being served, if any
         # False while no per-request close condition can hold (keep-alive on, no limits,
@@ -125,19 +120,6 @@ class Dispatcher(ConnectionTable):
         ready = self.ready
         while ready:
             self.serve(ready.popleft())
-
-    def start_drain(self, now: float) -> None:
-        """Graceful drain of the connections (docs/architecture.md): finish what is in
-        hand, answer a next request with ``Connection: close``, and close idle ones by
-        the drain deadline. ``Worker.start_drain`` also stops accepting first."""
-        if self.draining:
-            return
-        self.draining = True
-        self.close_checks = True
-        self.drain_deadline = now + self.config.graceful_timeout
-        if self.hooks is not None:
-            self.hooks.draining()
-        self.wind_down(self.drain_deadline)
 
     # ------------------------------------------------------------------- read
     def on_readable(self, conn: Connection, now: float) -> None:
@@ -257,9 +239,13 @@ class Dispatcher(ConnectionTable):
             if served >= self.retire_check_at:
                 self.check_retiring(served)
             if (
-                self.draining
+                (self.draining and not self.handing_over)
                 or not config.keepalive
-                or (config.max_requests and served >= config.max_requests)
+                or (
+                    config.max_requests
+                    and served >= config.max_requests
+                    and self.outbox is None
+                )
                 or (
                     config.max_keepalive_reqs and conn.nreq >= config.max_keepalive_reqs
                 )
@@ -300,7 +286,7 @@ class Dispatcher(ConnectionTable):
         if (config.max_requests and served >= config.max_requests) or environ.get(
             "starman.harakiri.commit"
         ):
-            self.start_drain(now)
+            self.start_drain(now, True)
         if conn.corked is not None:
             corked = self.corked
             corked.append(conn)
@@ -357,6 +343,10 @@ class Dispatcher(ConnectionTable):
         idle = now + self.config.keepalive_timeout
         if self.draining:
             idle = min(idle, self.drain_deadline)
+            if self.handing_over and not h1.pending:
+                self.set_deadline(conn, idle)
+                self.hand_over(conn)
+                return
         conn.deadline = idle
         if idle < self.next_sweep:
             self.next_sweep = idle
@@ -395,6 +385,8 @@ class Dispatcher(ConnectionTable):
         self.set_deadline(conn, idle)
         if h1.pending:
             self.process_input(conn, now)  # a pipelined request may already be complete
+        elif self.handing_over:
+            self.hand_over(conn)
 
     def on_writable(self, conn: Connection, now: float) -> None:
         before = conn.out_size

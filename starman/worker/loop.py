@@ -31,6 +31,7 @@ from starman.worker.connection import (  # the members as globals
     WriteControl,
 )
 from starman.worker.dispatch import Dispatcher
+from starman.worker.handover import Handover, receive
 from starman.worker.table import WorkerHooks
 from starman.worker.tlsinput import tls_handshake
 from starman.wsgi.response import WSGIApp
@@ -54,6 +55,8 @@ ACCEPT_BACKOFF_MIN = 0.05
 ACCEPT_BACKOFF_MAX = 1.0
 # At --max-connections-per-worker with nothing to evict: look again after this long.
 FULL_RECHECK = 0.1
+# A retiring worker whose moves found the receivers' queue full tries again this often.
+MOVE_RETRY = 0.005
 _ACCEPT_RESOURCE_ERRORS = frozenset(
     (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 )
@@ -76,6 +79,7 @@ class Worker(Dispatcher):
         "accept_warned",
         "accepting",
         "exit_now",
+        "inbox",
         "listeners",
         "pending_accept",
         "resume_accept_at",
@@ -87,12 +91,20 @@ class Worker(Dispatcher):
         app: WSGIApp,
         config: WorkerConfig,
         hooks: WorkerHooks | None,
+        handover: Handover | None = None,
     ) -> None:
         factory = ConnectionFactory(
             listeners, config, WriteControl(config.write_timeout), os.getpid()
         )
         super().__init__(factory, app, config, hooks)
         self.listeners = {sock.fileno(): sock for sock in listeners}
+        # Connections handed over by retiring workers come in like accepted ones: the
+        # inbox is polled (and closed in a drain) with the listeners.
+        self.inbox: socket.socket | None = None
+        if handover is not None:
+            self.inbox = handover.inbox
+            self.outbox = handover.outbox
+            self.listeners[handover.inbox.fileno()] = handover.inbox
         self.accepting = False
         self.exit_now = False
         self.pending_accept: list[socket.socket] = []
@@ -125,19 +137,6 @@ class Worker(Dispatcher):
             self.unregister_listeners()
         self.resume_accept_at = now + seconds
 
-    def victim(self) -> Connection | None:
-        """The connection to drop for a new one at the cap: the longest-waiting one that
-        holds no request (an idle keep-alive, or a head not yet complete: what a
-        slowloris holds). None when every connection has a request in progress."""
-        best: Connection | None = None
-        for conn in self.conns.values():
-            state = conn.state
-            if (state is _IDLE or state is _READ_HEAD or state is _TLS_HANDSHAKE) and (
-                best is None or conn.since < best.since
-            ):
-                best = conn
-        return best
-
     def accept(self, lsock: socket.socket, now: float) -> None:
         """Take one connection per wake-up (skipping clients already gone).
 
@@ -146,6 +145,9 @@ class Worker(Dispatcher):
         a worker that grabbed a batch (say, every client of a recycled worker) would keep
         them all while its neighbours idle.
         """
+        if lsock is self.inbox:
+            self.take_moved(lsock, now)
+            return
         config = self.config
         while True:
             victim = None
@@ -202,6 +204,34 @@ class Worker(Dispatcher):
                 self.set_mask(conn, _IN)
             return
 
+    def take_moved(self, inbox: socket.socket, now: float) -> None:
+        """Adopt one connection a retiring worker handed over (capped as accept is)."""
+        victim = None
+        if len(self.conns) >= self.config.max_connections:
+            victim = self.victim()
+            if victim is None:
+                self.pause_accepting(now, FULL_RECHECK)
+                return
+        try:
+            got = receive(inbox)
+        except OSError as exc:
+            log.warning("worker %d: a moved connection was lost: %s", os.getpid(), exc)
+            return
+        if got is None:
+            return
+        if victim is not None:
+            self.close(victim)
+        conn = self.factory.moved(*got)
+        if conn is None:
+            return
+        conn.state = _IDLE
+        conn.since = now
+        self.conns[conn.fd] = conn
+        self.set_deadline(conn, now + self.config.keepalive_timeout)
+        self.on_readable(conn, now)  # its next request may be there already
+        if conn.state is not _CLOSED and not conn.mask:
+            self.set_mask(conn, _IN)
+
     # ----------------------------------------------------------------- timers
     def expire(self, now: float) -> None:
         """Time out every connection whose deadline passed; find the next one due."""
@@ -231,6 +261,8 @@ class Worker(Dispatcher):
             timeout = min(timeout, PARENT_CHECK_INTERVAL)
         if self.draining:
             timeout = min(timeout, self.drain_deadline - now)
+            if self.moving:  # the receivers' queue was full: look again soon
+                timeout = min(timeout, MOVE_RETRY)
         elif self.retire_by:
             timeout = min(timeout, self.retire_by - now)
         if not self.draining and not self.accepting:
@@ -238,16 +270,16 @@ class Worker(Dispatcher):
         return max(timeout, 0.0)
 
     # ------------------------------------------------------------------ drain
-    def start_drain(self, now: float) -> None:
+    def start_drain(self, now: float, hand_over: bool = False) -> None:
         """Graceful drain (docs/architecture.md): stop accepting, then drain the
-        connections (finish what is in hand) and exit when none is left."""
-        if self.draining:
-            return
-        self.unregister_listeners()
-        for sock in self.listeners.values():
-            sock.close()
-        self.listeners = {}
-        super().start_drain(now)
+        connections (finish what is in hand) and exit when none is left; with
+        ``hand_over``, move them to the live workers instead (Dispatcher.start_drain)."""
+        if not self.draining:
+            self.unregister_listeners()
+            for sock in self.listeners.values():
+                sock.close()
+            self.listeners = {}
+        super().start_drain(now, hand_over)
 
     def on_stop_signal(self, signum: int, frame: object) -> None:
         """TERM/QUIT/HUP handler: only records that the response in hand must close.
@@ -264,6 +296,9 @@ class Worker(Dispatcher):
                 self.exit_now = True
             elif sig == signal.SIGUSR1:
                 _reopen_logs()
+            elif sig == signal.SIGUSR2:
+                log.info("worker %d: SIGUSR2, retiring", os.getpid())
+                self.start_drain(now, True)  # its connections move
             else:
                 log.info("worker %d: %s, draining", os.getpid(), sig.name)
                 self.start_drain(now)
@@ -277,6 +312,7 @@ class Worker(Dispatcher):
                 signal.SIGHUP,
                 signal.SIGINT,
                 signal.SIGUSR1,
+                signal.SIGUSR2,
             )
         )
         for sig in (signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP):
@@ -358,7 +394,9 @@ class Worker(Dispatcher):
                     "worker %d: traffic slowed before --max-requests: retiring now",
                     os.getpid(),
                 )
-                self.start_drain(now)
+                self.start_drain(now, True)
+            if self.moving:
+                self.retry_moves()
             if parent_pid is not None and now >= next_parent_check:
                 next_parent_check = now + PARENT_CHECK_INTERVAL
                 if os.getppid() != parent_pid:
@@ -368,6 +406,12 @@ class Worker(Dispatcher):
                 if not conns and not self.ready:
                     return 0
                 if now >= self.drain_deadline:
+                    if self.moving:
+                        log.warning(
+                            "worker %d: no worker took %d connections; closing them",
+                            os.getpid(),
+                            len(self.moving),
+                        )
                     log.warning("worker %d: graceful timeout, closing", os.getpid())
                     return 0
             listeners = self.listeners
@@ -392,6 +436,10 @@ def run_worker(
     app: WSGIApp,
     config: WorkerConfig,
     hooks: WorkerHooks | None = None,
+    handover: Handover | None = None,
 ) -> int:
-    """Serve ``app`` on ``listeners`` until drained or interrupted; return the exit code."""
-    return Worker(listeners, app, config, hooks).run()
+    """Serve ``app`` on ``listeners`` until drained or interrupted; return the exit code.
+
+    With ``handover`` (the master's socketpair), a retiring worker moves its idle
+    connections to the live workers, and this one adopts theirs."""
+    return Worker(listeners, app, config, hooks, handover).run()

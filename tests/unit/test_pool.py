@@ -9,6 +9,7 @@ import pytest
 
 from starman.config import Settings
 from starman.master.pool import (
+    RETIRE,
     AppLoadFailed,
     ChildExited,
     Exit,
@@ -143,9 +144,7 @@ def test_ttin_and_ttou_change_the_pool_by_one() -> None:
     assert state.target == 3
     on_event(state, Spawned(2, 102), 1.0)
     on_event(state, SlotReady(2), 1.0)
-    assert on_event(state, Signalled(signal.SIGTTOU), 2.0) == [
-        Signal(102, signal.SIGTERM)
-    ]
+    assert on_event(state, Signalled(signal.SIGTTOU), 2.0) == [Signal(102, RETIRE)]
     assert state.workers[2].state is WorkerState.DRAINING
     assert on_event(state, ChildExited(102, code=0), 3.0) == []
     assert state.target == 2 and pids(state) == {100, 101}
@@ -155,11 +154,11 @@ def test_ttou_retires_the_least_loaded_worker() -> None:
     # Slot 2 is the newest but inside the app; slot 1 is idle: slot 1 goes.
     state = booted(3)
     actions = on_event(state, Signalled(signal.SIGTTOU, frozenset({0, 2})), 1.0)
-    assert actions == [Signal(101, signal.SIGTERM)]
+    assert actions == [Signal(101, RETIRE)]
     # All busy: the newest goes.
     state = booted(3)
     actions = on_event(state, Signalled(signal.SIGTTOU, frozenset({0, 1, 2})), 1.0)
-    assert actions == [Signal(102, signal.SIGTERM)]
+    assert actions == [Signal(102, RETIRE)]
     # A booting worker serves nobody: it goes first, busy or not.
     state = booted(2)
     on_event(state, Signalled(signal.SIGTTIN), 1.0)
@@ -184,8 +183,8 @@ def test_hup_boots_a_new_generation_before_retiring_the_old() -> None:
     on_event(state, Spawned(3, 201), 10.0)
     assert on_event(state, SlotReady(2), 11.0) == []  # one new worker is not enough
     assert on_event(state, SlotReady(3), 11.0) == [
-        Signal(100, signal.SIGTERM),
-        Signal(101, signal.SIGTERM),
+        Signal(100, RETIRE),
+        Signal(101, RETIRE),
         Notify("READY=1"),
     ]
     assert state.phase is Phase.RUNNING and state.generation == 2
@@ -207,8 +206,8 @@ def test_hup_generation_whose_workers_already_retire_still_becomes_ready() -> No
     assert on_event(state, SlotRetiring(2), 13.5) == [Spawn(4, 2)]
     on_event(state, Spawned(4, 202), 13.5)
     assert on_event(state, SlotReady(3), 14.0) == [
-        Signal(100, signal.SIGTERM),
-        Signal(101, signal.SIGTERM),
+        Signal(100, RETIRE),
+        Signal(101, RETIRE),
         Notify("READY=1"),
     ]
     assert state.phase is Phase.RUNNING and state.generation == 2
