@@ -19,6 +19,7 @@ from starman.optionvalues import (
     to_port,
     to_server,
 )
+from starman.pooloptions import POOL_OPTIONS
 from start_server.common.options import (
     Option,
     OptionParser,
@@ -230,62 +231,7 @@ OPTIONS: tuple[Option, ...] = (
         metavar="FILE",
         doc_default="the key in --ssl-cert",
     ),
-    # -- the process pool
-    Option(
-        "workers",
-        to_positive_int,
-        5,
-        "number of worker processes",
-        short=("-w",),  # gunicorn's
-    ),
-    Option(
-        "max_requests",
-        to_nonneg_int,
-        1000,
-        "recycle a worker after N requests (0 = never); its replacement boots"
-        " shortly before, so no capacity is lost",
-    ),
-    Option(
-        "max_requests_jitter",
-        to_nonneg_int,
-        0,
-        "add 0..N to each worker's --max-requests",
-    ),
-    Option(
-        "graceful_timeout",
-        to_nonneg_float,
-        30.0,
-        "seconds to drain on TERM/QUIT/HUP before SIGKILL",
-        metavar="S",
-    ),
-    Option(
-        "timeout",
-        to_nonneg_float,
-        0.0,
-        "kill a worker in the app for longer than S seconds (0 = off)",
-        metavar="S",
-    ),
-    Option(
-        "spawn_interval",
-        to_nonneg_float,
-        0.0,
-        "seconds between forks during a HUP",
-        metavar="S",
-    ),
-    Option(
-        "term_immediate",
-        to_str,
-        False,
-        "TERM stops at once (Perl Starman's TERM) instead of draining",
-        flag=True,
-    ),
-    Option(
-        "status_file",
-        to_str,
-        None,
-        "write a JSON scoreboard to FILE once a second",
-        metavar="FILE",
-    ),
+    *POOL_OPTIONS,  # the process pool (starman.pooloptions)
     # -- HTTP
     Option(
         "keepalive",
@@ -507,6 +453,8 @@ class Settings(Record):
     workers: int
     max_requests: int
     max_requests_jitter: int
+    max_worker_memory: float | None
+    max_worker_lifetime: float | None
     graceful_timeout: float
     timeout: float
     spawn_interval: float

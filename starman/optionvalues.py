@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from start_server.common.options import to_float
 from start_server.common.record import Record
 
 __all__ = [
@@ -157,3 +158,11 @@ def to_mount_path(text: str) -> str:
 
 def to_ip_list(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def to_positive_float(text: str) -> float:
+    """A decimal number > 0 (a megabyte or second count that must mean something)."""
+    value = to_float(text)
+    if not value > 0 or value == float("inf"):
+        raise ValueError("expected a number > 0")
+    return value

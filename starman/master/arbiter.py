@@ -335,8 +335,11 @@ class Master:
                 return pool.APP_LOAD_ERROR
         s = self.s
         max_requests = s.max_requests
+        stretch = 0.0  # the jitter as a fraction, for the lifetime and memory limits
         if max_requests and s.max_requests_jitter:
-            max_requests += random.randint(0, s.max_requests_jitter)
+            extra = random.randint(0, s.max_requests_jitter)
+            stretch = extra / max_requests
+            max_requests += extra
         config = worker_config(
             s,
             parent_pid=self.pid,
@@ -344,6 +347,7 @@ class Master:
             ssl_context=self.ssl_context,
             tls_fds=frozenset(lst.sock.fileno() for lst in self.listeners if lst.tls),
             max_requests=max_requests,
+            stretch=stretch,
         )
         return run_worker(
             [lst.sock for lst in self.listeners], app, config, hooks, self.handover

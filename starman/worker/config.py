@@ -28,6 +28,8 @@ class WorkerConfig(Record):
         "write_timeout",
         "graceful_timeout",
         "max_requests",
+        "max_worker_lifetime",
+        "max_worker_memory",
         "max_keepalive_reqs",
         "max_connections",
         "max_request_body",
@@ -55,6 +57,8 @@ class WorkerConfig(Record):
         write_timeout: float,
         graceful_timeout: float,  # drain deadline inside the worker
         max_requests: int,  # 0 = unlimited
+        max_worker_lifetime: float,  # seconds; 0 = unlimited
+        max_worker_memory: int,  # private bytes; 0 = unlimited
         max_keepalive_reqs: int,  # 0 = unlimited
         max_connections: int,  # --max-connections-per-worker
         max_request_body: int,
@@ -81,6 +85,8 @@ class WorkerConfig(Record):
         self.write_timeout = write_timeout
         self.graceful_timeout = graceful_timeout
         self.max_requests = max_requests
+        self.max_worker_lifetime = max_worker_lifetime
+        self.max_worker_memory = max_worker_memory
         self.max_keepalive_reqs = max_keepalive_reqs
         self.max_connections = max_connections
         self.max_request_body = max_request_body
@@ -106,13 +112,17 @@ def worker_config(
     ssl_context: ssl.SSLContext | None,
     tls_fds: frozenset[int],
     max_requests: int,
+    stretch: float = 0.0,
 ) -> WorkerConfig:
     """The WorkerConfig for ``settings``; the keywords are what only the master knows.
 
     ``max_requests`` is given apart because the master adds each worker's jitter to
-    ``settings.max_requests``.
+    ``settings.max_requests``; ``stretch`` is that jitter as a fraction of it, by which
+    the lifetime and memory limits grow.
     """
     s = settings
+    lifetime = (s.max_worker_lifetime or 0.0) * (1.0 + stretch)
+    memory = int((s.max_worker_memory or 0.0) * (1.0 + stretch) * 1024 * 1024)
     return WorkerConfig(
         keepalive=s.keepalive,
         keepalive_timeout=s.keepalive_timeout,
@@ -121,6 +131,8 @@ def worker_config(
         write_timeout=s.write_timeout,
         graceful_timeout=s.graceful_timeout,
         max_requests=max_requests,
+        max_worker_lifetime=lifetime,
+        max_worker_memory=memory,
         max_keepalive_reqs=s.max_keepalive_reqs,
         max_connections=s.max_connections_per_worker,
         max_request_body=s.max_request_body,
@@ -143,9 +155,9 @@ def worker_config(
 def in_process_config(settings: Settings | None = None) -> WorkerConfig:
     """The configuration of a worker driven in-process, with no master: the pre-fork
     rehearsal and bench/micro.py. No TLS, no generation, no recycling (a driver decides
-    how many requests it sends); everything else is ``settings`` (default: the option
+    how many requests it sends, so no lifetime or memory limit either); everything else is ``settings`` (default: the option
     table's defaults)."""
-    return worker_config(
+    config = worker_config(
         Settings() if settings is None else settings,
         parent_pid=None,
         generation=None,
@@ -153,3 +165,6 @@ def in_process_config(settings: Settings | None = None) -> WorkerConfig:
         tls_fds=frozenset(),
         max_requests=0,
     )
+    config.max_worker_lifetime = 0.0
+    config.max_worker_memory = 0
+    return config

@@ -37,6 +37,7 @@ from starman.worker.connection import (  # the members as globals
 from starman.worker.retire import (
     NO_CHECK,
     RETIRE_GRACE_SECONDS,
+    Limits,
     first_retire_check,
     next_retire_check,
     retire_due,
@@ -72,6 +73,7 @@ class Dispatcher(ConnectionTable):
     __slots__ = (
         "app",
         "in_app",
+        "limits",
         "retire_by",
         "retire_check_at",
         "served",
@@ -102,6 +104,10 @@ class Dispatcher(ConnectionTable):
         self.retire_check_at = first_retire_check(config.max_requests)
         self.retire_by = 0.0  # once the notice is given: drain by then at the latest
         self.started = time.monotonic()
+        lifetime, memory = config.max_worker_lifetime, config.max_worker_memory
+        self.limits = (
+            Limits(self.started, lifetime, memory) if lifetime or memory else None
+        )
 
     # ------------------------------------------------------- driving in-process
     def serve_input(self, conn: Connection, now: float, cork: bool = False) -> None:
@@ -301,12 +307,20 @@ class Dispatcher(ConnectionTable):
         limit = self.config.max_requests
         now = time.monotonic()
         if retire_due(limit, served, now - self.started):
-            self.retire_check_at = NO_CHECK
-            self.retire_by = now + RETIRE_GRACE_SECONDS
-            if self.hooks is not None:
-                self.hooks.retiring()
+            self.leave_soon(now + RETIRE_GRACE_SECONDS)
         else:
             self.retire_check_at = next_retire_check(limit, served)
+
+    def leave_soon(self, by: float) -> None:
+        """Give the master the "leaving soon" notice (once), so that the replacement
+        boots, and retire by ``by`` at the latest (the loop checks ``retire_by``)."""
+        if self.retire_by:
+            self.retire_by = min(self.retire_by, by)
+            return
+        self.retire_check_at = NO_CHECK
+        self.retire_by = by
+        if self.hooks is not None:
+            self.hooks.retiring()
 
     # ------------------------------------------------------------------ write
     def uncork(self) -> None:

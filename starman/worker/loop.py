@@ -32,6 +32,7 @@ from starman.worker.connection import (  # the members as globals
 )
 from starman.worker.dispatch import Dispatcher
 from starman.worker.handover import Handover, receive
+from starman.worker.retire import LIMIT_LEAD_SECONDS
 from starman.worker.table import WorkerHooks
 from starman.worker.tlsinput import tls_handshake
 from starman.wsgi.response import WSGIApp
@@ -77,10 +78,8 @@ class Worker(Dispatcher):
     __slots__ = (
         "accept_backoff",
         "accept_warned",
-        "accepting",
         "exit_now",
         "inbox",
-        "listeners",
         "pending_accept",
         "resume_accept_at",
     )
@@ -97,7 +96,7 @@ class Worker(Dispatcher):
             listeners, config, WriteControl(config.write_timeout), os.getpid()
         )
         super().__init__(factory, app, config, hooks)
-        self.listeners = {sock.fileno(): sock for sock in listeners}
+        self.listeners.update((sock.fileno(), sock) for sock in listeners)
         # Connections handed over by retiring workers come in like accepted ones: the
         # inbox is polled (and closed in a drain) with the listeners.
         self.inbox: socket.socket | None = None
@@ -105,7 +104,6 @@ class Worker(Dispatcher):
             self.inbox = handover.inbox
             self.outbox = handover.outbox
             self.listeners[handover.inbox.fileno()] = handover.inbox
-        self.accepting = False
         self.exit_now = False
         self.pending_accept: list[socket.socket] = []
         # Accepting paused (EMFILE backoff, or full with nothing to evict) until then.
@@ -114,23 +112,6 @@ class Worker(Dispatcher):
         self.accept_warned = False
 
     # -------------------------------------------------------------- listeners
-    def register_listeners(self) -> None:
-        for fd, sock in self.listeners.items():
-            sock.setblocking(False)
-            try:
-                self.epoll.register(fd, _IN | select.EPOLLEXCLUSIVE)
-            except OSError:  # kernels before 4.5
-                self.epoll.register(fd, _IN)
-        self.accepting = True
-
-    def unregister_listeners(self) -> None:
-        for fd in self.listeners:
-            try:
-                self.epoll.unregister(fd)
-            except (OSError, ValueError):
-                pass
-        self.accepting = False
-
     def pause_accepting(self, now: float, seconds: float) -> None:
         """Stop accepting for ``seconds`` (the loop registers the listeners again)."""
         if self.accepting:
@@ -257,7 +238,7 @@ class Worker(Dispatcher):
         if self.ready:
             return 0.0
         timeout = min(3600.0, self.next_sweep - now)
-        if self.config.parent_pid is not None:
+        if self.config.parent_pid is not None or self.limits is not None:
             timeout = min(timeout, PARENT_CHECK_INTERVAL)
         if self.draining:
             timeout = min(timeout, self.drain_deadline - now)
@@ -335,6 +316,7 @@ class Worker(Dispatcher):
         conns = self.conns
         listeners = self.listeners
         parent_pid = config.parent_pid
+        limits = self.limits  # --max-worker-lifetime, --max-worker-memory
         next_parent_check = time.monotonic() + PARENT_CHECK_INTERVAL
         epoll_poll = self.epoll.poll
         monotonic = time.monotonic
@@ -390,18 +372,20 @@ class Worker(Dispatcher):
                 else:  # still full of requests in progress: look again later
                     self.resume_accept_at = now + FULL_RECHECK
             if self.retire_by and now >= self.retire_by and not self.draining:
-                log.debug(
-                    "worker %d: traffic slowed before --max-requests: retiring now",
-                    os.getpid(),
-                )
+                log.debug("worker %d: notice given: retiring now", os.getpid())
                 self.start_drain(now, True)
             if self.moving:
                 self.retry_moves()
-            if parent_pid is not None and now >= next_parent_check:
+            if now >= next_parent_check:  # once a second
                 next_parent_check = now + PARENT_CHECK_INTERVAL
-                if os.getppid() != parent_pid:
+                if parent_pid is not None and os.getppid() != parent_pid:
                     log.warning("worker %d: master is gone, draining", os.getpid())
                     self.start_drain(now)
+                if limits is not None and not (self.draining or self.retire_by):
+                    why = limits.passed(now)
+                    if why is not None:
+                        log.info("worker %d: past --max-worker-%s", os.getpid(), why)
+                        self.leave_soon(now + LIMIT_LEAD_SECONDS)
             if self.draining:
                 if not conns and not self.ready:
                     return 0

@@ -51,6 +51,7 @@ class ConnectionTable:
     """Every open connection of one worker, by descriptor, and their epoll interest."""
 
     __slots__ = (
+        "accepting",
         "close_checks",
         "config",
         "conns",
@@ -62,6 +63,7 @@ class ConnectionTable:
         "factory",
         "handing_over",
         "hooks",
+        "listeners",
         "moving",
         "next_sweep",
         "outbox",
@@ -92,6 +94,10 @@ class ConnectionTable:
         # connection is not kept alive by a pending timer (close mode would hold
         # thousands until their read timeout), and setting a deadline is one compare.
         self.next_sweep = _NEVER
+        # The listening sockets by descriptor (Worker: and the handover inbox), and
+        # whether they are in the epoll now.
+        self.listeners: dict[int, socket.socket] = {}
+        self.accepting = False
         # Seamless recycling (starman.worker.handover): where a retiring worker sends its
         # idle connections (None: they close, as in a drain); whether it does so now; and
         # the connections waiting for room in the receivers' queue.
@@ -150,6 +156,24 @@ class ConnectionTable:
             ):
                 best = conn
         return best
+
+    # -------------------------------------------------------------- listeners
+    def register_listeners(self) -> None:
+        for fd, sock in self.listeners.items():
+            sock.setblocking(False)
+            try:
+                self.epoll.register(fd, _IN | select.EPOLLEXCLUSIVE)
+            except OSError:  # kernels before 4.5
+                self.epoll.register(fd, _IN)
+        self.accepting = True
+
+    def unregister_listeners(self) -> None:
+        for fd in self.listeners:
+            try:
+                self.epoll.unregister(fd)
+            except (OSError, ValueError):
+                pass
+        self.accepting = False
 
     # ------------------------------------------------------------------ state
     def goto(self, conn: Connection, state: ConnState) -> None:

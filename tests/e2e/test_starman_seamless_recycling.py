@@ -156,3 +156,17 @@ def test_a_stop_still_closes_the_connections(launcher: Launcher) -> None:
         server.signal(signal.SIGTERM)
         assert sock.recv(4096) == b""
     assert server.proc.wait(timeout=10) == 0
+
+
+def test_max_worker_memory_recycles_and_moves_the_connection(
+    launcher: Launcher,
+) -> None:
+    # 1 MB of private memory: every worker is past it within its first second.
+    server = launcher.inherited(
+        APP, "--max-requests", "0", "--max-worker-memory", "1", workers=2
+    )
+    with _connect(server) as sock:
+        first = server.workers()
+        pids = _pids_until(sock, lambda: not (first & server.workers()))
+    assert len(pids) >= 2, pids
+    assert "past --max-worker-memory" in server.log()

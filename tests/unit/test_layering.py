@@ -30,7 +30,13 @@ MAY_IMPORT: dict[str, set[str]] = {
         "start_server.common",
     },
     "starman.optionvalues": {"start_server.common"},
-    "starman.config": {"starman.access", "starman.optionvalues", "start_server.common"},
+    "starman.pooloptions": {"starman.optionvalues", "start_server.common"},
+    "starman.config": {
+        "starman.access",
+        "starman.optionvalues",
+        "starman.pooloptions",
+        "start_server.common",
+    },
     "starman.configload": {"starman.config", "start_server.common"},
     "starman.master": {
         "starman.config",
