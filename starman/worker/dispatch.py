@@ -245,7 +245,7 @@ class Dispatcher(ConnectionTable):
             if served >= self.retire_check_at:
                 self.check_retiring(served)
             if (
-                (self.draining and not self.handing_over)
+                (self.draining and (not self.handing_over or conn.tls))
                 or not config.keepalive
                 or (
                     config.max_requests

@@ -374,8 +374,6 @@ class Worker(Dispatcher):
             if self.retire_by and now >= self.retire_by and not self.draining:
                 log.debug("worker %d: notice given: retiring now", os.getpid())
                 self.start_drain(now, True)
-            if self.moving:
-                self.retry_moves()
             if now >= next_parent_check:  # once a second
                 next_parent_check = now + PARENT_CHECK_INTERVAL
                 if parent_pid is not None and os.getppid() != parent_pid:
@@ -387,6 +385,8 @@ class Worker(Dispatcher):
                         log.info("worker %d: past --max-worker-%s", os.getpid(), why)
                         self.leave_soon(now + LIMIT_LEAD_SECONDS)
             if self.draining:
+                if self.moving:
+                    self.retry_moves()
                 if not conns and not self.ready:
                     return 0
                 if now >= self.drain_deadline:

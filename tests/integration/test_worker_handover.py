@@ -166,3 +166,36 @@ def test_a_moved_descriptor_that_does_not_fit_is_lost_with_an_error() -> None:
     b.settimeout(5)
     assert b.recv(10) == b""  # the connection closed with the lost descriptor
     b.close()
+
+
+def test_moves_that_find_the_queue_full_wait_and_go_when_there_is_room() -> None:
+    mine, theirs = _pair_for_two()
+    # A socketpair's queue is bounded by the sender's buffer: make it the smallest.
+    mine.outbox.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)
+    old = Worker([], app, in_process_config(), None, mine)
+    clients = []
+    conns = []
+    for _ in range(40):  # more than that buffer holds
+        a, client = socket.socketpair()
+        clients.append(client)
+        conns.append(old.adopt(a))
+    try:
+        old.start_drain(time.monotonic(), True)
+        assert old.moving, "the queue never filled"
+        taken = []
+        deadline = time.monotonic() + 10
+        while old.conns and time.monotonic() < deadline:
+            got = receive(theirs.inbox)
+            if got is not None:
+                taken.append(got[0])
+            old.retry_moves()
+        assert not old.conns and not old.moving
+        while (got := receive(theirs.inbox)) is not None:
+            taken.append(got[0])
+        assert len(taken) == 40
+        for sock in taken:
+            sock.close()
+    finally:
+        for client in clients:
+            client.close()
+        old.release()
