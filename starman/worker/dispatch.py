@@ -250,7 +250,7 @@ class Dispatcher(ConnectionTable):
                 or (
                     config.max_requests
                     and served >= config.max_requests
-                    and self.outbox is None
+                    and (self.outbox is None or conn.tls)  # TLS cannot move
                 )
                 or (
                     config.max_keepalive_reqs and conn.nreq >= config.max_keepalive_reqs
