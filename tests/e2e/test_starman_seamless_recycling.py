@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import threading
 import time
 
 from tests.harness.process import wait_for
@@ -170,3 +171,30 @@ def test_max_worker_memory_recycles_and_moves_the_connection(
         pids = _pids_until(sock, lambda: not (first & server.workers()))
     assert len(pids) >= 2, pids
     assert "past --max-worker-memory" in server.log()
+
+
+def test_many_keepalive_clients_through_many_recycles_see_no_close(
+    launcher: Launcher,
+) -> None:
+    server = launcher.inherited(APP, "--max-requests", "100", workers=2)
+    failures: list[str] = []
+    pids: set[int] = set()
+    lock = threading.Lock()
+
+    def client() -> None:
+        try:
+            with _connect(server) as sock:
+                mine = {_pid(sock) for _ in range(300)}
+            with lock:
+                pids.update(mine)
+        except (AssertionError, OSError) as exc:
+            with lock:
+                failures.append(repr(exc))
+
+    threads = [threading.Thread(target=client) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not failures, failures[:3]
+    assert len(pids) >= 10, pids  # 3,000 requests at 100 per worker
