@@ -137,24 +137,28 @@ OPTIONS: tuple[Option, ...] = (
         "interval",
         to_nonneg_float,
         DEFAULT_INTERVAL,
-        "seconds a new generation must stay alive to count as started",
+        "seconds a new generation must stay alive to count as started, unless it "
+        "speaks sd_notify within them (as starman does): then its READY=1 decides",
         metavar="SECS",
     ),
     Option(
         "wait_ready",
         to_str,
         False,
-        "a new generation counts as started when it reports READY=1 over the sd_notify "
-        "protocol (NOTIFY_SOCKET, as starman does), not when it survived --interval; one "
-        "that exits first or is not ready within --ready-timeout is stopped and the old "
-        "generation keeps serving (off by default, as in Perl)",
+        "make READY=1 mandatory: every new generation counts as started only when it "
+        "reports READY=1 over the sd_notify protocol (NOTIFY_SOCKET), never by surviving "
+        "--interval; one that exits first or is not ready within --ready-timeout is "
+        "stopped and the old generation keeps serving. Without it, this holds only for a "
+        "generation that sends any message to NOTIFY_SOCKET within --interval (starman "
+        "does, before it loads the app); a silent one keeps Perl's --interval rule",
         flag=True,
     ),
     Option(
         "ready_timeout",
         _to_positive_float,
         DEFAULT_READY_TIMEOUT,
-        "with --wait-ready: seconds a new generation has to report READY=1",
+        "seconds a new generation held to READY=1 (--wait-ready, or one that spoke "
+        "sd_notify within --interval) has to report it",
         metavar="SECS",
     ),
     Option(

@@ -124,7 +124,7 @@ def restart(settings: Settings) -> int:
         raise ControlError(
             f"no active process found in the status file {settings.status_file!r}"
         )
-    # A rolled-back generation (--wait-ready) used up a number without reaching the
+    # A rolled-back generation (one held to READY=1) used up a number without reaching the
     # status file: a failure recorded from now on with a newer number is this restart's.
     failed_before = read_failure(settings.status_file)
     last_failed = failed_before[0] if failed_before else 0

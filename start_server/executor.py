@@ -109,7 +109,7 @@ class Executor:
         port_value: str,
         waker: SignalWaker,
         state: rec.State,
-        listener: NotifyListener | None,
+        listener: NotifyListener,
         upstream: str | None = None,
     ) -> None:
         self.settings = settings
@@ -170,14 +170,13 @@ class Executor:
         return None
 
     def spawn_generation(self, generation: int) -> rec.Event:
-        """Fork and exec the command as ``generation``, with its notify socket if any."""
+        """Fork and exec the command as ``generation``, with its notify socket."""
         self.reload_envdir()
         env = self.child_env(generation)
-        if self.listener is not None:
-            try:
-                env[ENV_NOTIFY_SOCKET] = self.listener.open(generation)
-            except OSError as exc:
-                log.error("cannot create a notify socket: %s", exc)
+        try:
+            env[ENV_NOTIFY_SOCKET] = self.listener.open(generation)
+        except OSError as exc:
+            log.error("cannot create a notify socket: %s", exc)
         try:
             pid = spawn(
                 self.command,
@@ -186,12 +185,10 @@ class Executor:
                 in_child=self.waker.reset_in_child,
             )
         except ExecError as exc:
-            if self.listener is not None:
-                self.listener.close(generation)
+            self.listener.close(generation)
             return rec.SpawnFailed(exc.status, str(exc))
         self.pid_generation[pid] = generation
-        if self.listener is not None:
-            self.listener.bind_pid(generation, pid)
+        self.listener.bind_pid(generation, pid)
         return rec.Spawned(pid)
 
     def reaped(self, pid: int) -> int | None:

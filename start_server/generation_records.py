@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 # Action and Event, the unions of the classes below, exist for mypy only.
 __all__ = [
     "AUTO_RESTART_KILL_OLD_DELAY",
+    "Announced",
     "DEFAULT_AUTO_RESTART_INTERVAL",
     "DEFAULT_INTERVAL",
     "DEFAULT_READY_TIMEOUT",
@@ -110,9 +111,10 @@ class Params(Record):
 
 
 class Child(Record):
-    """One spawned generation."""
+    """One spawned generation. ``announced``: it spoke sd_notify while starting, so its
+    READY=1 decides when it counts as started (as with --wait-ready)."""
 
-    __slots__ = ("pid", "generation", "spawned_at", "exited")
+    __slots__ = ("pid", "generation", "spawned_at", "exited", "announced")
 
     def __init__(
         self,
@@ -120,11 +122,13 @@ class Child(Record):
         generation: int,
         spawned_at: float,
         exited: ExitStatus | None = None,
+        announced: bool = False,
     ) -> None:
         self.pid = pid
         self.generation = generation
         self.spawned_at = spawned_at
         self.exited = exited
+        self.announced = announced
 
 
 class State(Record):
@@ -228,7 +232,17 @@ class Tick(Record):
 
 
 class ReadyReceived(Record):
-    """Generation ``generation`` sent READY=1 to its notify socket (--wait-ready)."""
+    """Generation ``generation`` sent READY=1 to its notify socket."""
+
+    __slots__ = ("generation",)
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
+
+
+class Announced(Record):
+    """Generation ``generation`` sent its notify socket a message other than READY=1
+    (our starman's ``STATUS=starting`` at start): it will report READY=1."""
 
     __slots__ = ("generation",)
 
@@ -238,7 +252,14 @@ class ReadyReceived(Record):
 
 if TYPE_CHECKING:
     Event = Union[
-        Start, Spawned, SpawnFailed, ChildExited, Signalled, Tick, ReadyReceived
+        Start,
+        Spawned,
+        SpawnFailed,
+        ChildExited,
+        Signalled,
+        Tick,
+        ReadyReceived,
+        Announced,
     ]
 
 

@@ -6,11 +6,13 @@ Rule 2: every deadline (interval, kill-old-delay, auto-restart, respawn) is data
 ``next_deadline(state)`` tells the loop how long it may block.
 Rule 3: after a Spawn action, the supervisor reports Spawned or SpawnFailed before
 anything else. Log texts keep Server::Starter's wording, which operators grep.
-Rule 4 (``--wait-ready``): a new generation counts as started when it reports READY=1
-(ReadyReceived), not when it survived --interval. One that exits first, or is still
-not ready at its deadline (a Tick past ``start_deadline``), is stopped and the
-generation it was to replace becomes current again (rollback); RecordFailure tells
-``--restart`` why. NotifyUp actions are what start_server reports to its own
+Rule 4 (readiness): a new generation counts as started when it reports READY=1
+(ReadyReceived), not when it survived --interval, if ``--wait-ready`` is on or if it
+announced itself on its notify socket within --interval (Announced: any message, as
+our starman's master sends at start). One that exits first, or is still not ready at
+its deadline (a Tick past ``start_deadline``, --ready-timeout after the spawn), is
+stopped and the generation it was to replace becomes current again (rollback);
+RecordFailure tells ``--restart`` why. A child that says nothing keeps Perl's rule. NotifyUp actions are what start_server reports to its own
 supervisor (systemd) when it runs under one. The records it speaks are in
 ``start_server.generation_records``.
 """
@@ -22,6 +24,7 @@ from collections.abc import Iterable
 
 from start_server.common.proc import ExitStatus
 from start_server.generation_records import (
+    Announced,
     Child,
     ChildExited,
     Exit,
@@ -48,6 +51,7 @@ if TYPE_CHECKING:
 
 # The policy's API: the two functions and the records they speak.
 __all__ = [
+    "Announced",
     "ChildExited",
     "Child",
     "Exit",
@@ -77,8 +81,8 @@ RESPAWN_FLOOR = 0.1
 # What makes start_server stop every generation and exit.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 
-# --wait-ready: a generation that failed to become ready got --signal-on-term; it gets
-# KILL if it is still alive this many seconds later.
+# A generation that failed to become ready got --signal-on-term; it gets KILL if it is
+# still alive this many seconds later.
 FAILED_KILL_AFTER = 10.0
 
 
@@ -105,6 +109,11 @@ def _status(state: State) -> WriteStatus:
 def _exit_text(status: ExitStatus) -> str:
     """Perl prints the raw wait status; the decoded form follows in parentheses."""
     return f"{status.status}"
+
+
+def _waits_for_ready(state: State, child: Child) -> bool:
+    """Rule 4: READY=1 decides for this starting generation, not --interval."""
+    return state.params.wait_ready or child.announced
 
 
 def _notify_up(state: State, out: list[Action], message: str) -> None:
@@ -168,6 +177,8 @@ def on_event(state: State, event: Event, now: float) -> list[Action]:
         _on_signal(state, event.signal, out)
     elif isinstance(event, ReadyReceived):
         _on_ready(state, event.generation, now, out)
+    elif isinstance(event, Announced):
+        _on_announced(state, event.generation, now, out)
     _advance(state, now, out)
     return out
 
@@ -215,7 +226,7 @@ def _on_child_exited(
             out.append(Log(f"worker {pid} died, status:{_exit_text(status)}"))
             state.starting = None
             state.start_deadline = None
-        elif state.params.wait_ready:
+        elif _waits_for_ready(state, starting):
             _fail_start(
                 state,
                 f"exited before READY=1, status:{_exit_text(status)} ({status.describe()})",
@@ -336,7 +347,7 @@ def _advance(state: State, now: float, out: list[Action]) -> None:
         if now < state.start_deadline:
             return
         starting = state.starting
-        if state.params.wait_ready:
+        if _waits_for_ready(state, starting):
             timeout = state.params.ready_timeout
             _fail_start(state, f"no READY=1 within {timeout:g}s", now, out)
             return
@@ -408,18 +419,42 @@ def _policy_deadline(state: State) -> float | None:
     return None
 
 
-# --------------------------------------------------------------------------- --wait-ready
+# --------------------------------------------------------------------------- readiness
+
+
+def _is_starting(state: State, generation: int) -> bool:
+    starting = state.starting
+    return (
+        not state.stopping
+        and starting is not None
+        and starting.generation == generation
+        and starting.exited is None
+    )
+
+
+def _on_announced(state: State, generation: int, now: float, out: list[Action]) -> None:
+    """A message within --interval: from now on this generation's READY=1 decides."""
+    starting = state.starting
+    if not _is_starting(state, generation) or starting is None:
+        return  # a message from a generation already started, or gone: nothing to do
+    if _waits_for_ready(state, starting):
+        return
+    if state.start_deadline is not None and now >= state.start_deadline:
+        return  # too late: --interval has passed, Perl's rule decides
+    starting.announced = True
+    timeout = state.params.ready_timeout
+    state.start_deadline = starting.spawned_at + timeout
+    out.append(
+        Log(
+            f"new worker {starting.pid} announced itself, waiting for its READY=1 "
+            f"(--ready-timeout {timeout:g}s)"
+        )
+    )
 
 
 def _on_ready(state: State, generation: int, now: float, out: list[Action]) -> None:
     starting = state.starting
-    if (
-        not state.params.wait_ready
-        or state.stopping
-        or starting is None
-        or starting.generation != generation
-        or starting.exited is not None
-    ):
+    if not _is_starting(state, generation) or starting is None:
         return  # a late READY=1 from a rolled-back generation, or a repeat: ignored
     waited = now - starting.spawned_at
     out.append(Log(f"new worker {starting.pid} is ready (READY=1 after {waited:.1f}s)"))
@@ -427,7 +462,7 @@ def _on_ready(state: State, generation: int, now: float, out: list[Action]) -> N
 
 
 def _fail_start(state: State, reason: str, now: float, out: list[Action]) -> None:
-    """--wait-ready: stop the starting generation and make the previous one current again."""
+    """Stop the starting generation (not ready) and make the previous one current again."""
     starting = state.starting
     assert starting is not None
     state.starting = None

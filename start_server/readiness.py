@@ -1,6 +1,6 @@
 """The sd_notify protocol, server side: one datagram socket per child generation.
 
-With ``--wait-ready`` start_server gives each generation its own ``NOTIFY_SOCKET``: an
+start_server gives each generation its own ``NOTIFY_SOCKET``: an
 AF_UNIX datagram socket bound in a private directory (mode 0711, so a child that dropped
 privileges can still reach the socket by its unguessable name; the socket is 0666).
 A message on generation N's socket is about generation N. On Linux the kernel attaches

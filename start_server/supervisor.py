@@ -53,7 +53,9 @@ class Supervisor:
         self.waker = waker
         self.exit: rec.Exit | None = None
         self.state = rec.State()
-        self.listener = NotifyListener() if settings.wait_ready else None
+        # Every generation gets a notify socket: one that speaks sd_notify opts in to
+        # readiness (docs/hot-deploy.md §1), one that does not ignores it.
+        self.listener = NotifyListener()
         self.executor = Executor(
             settings,
             command,
@@ -90,8 +92,6 @@ class Supervisor:
 
     def sync_selector(self) -> None:
         """Register each generation's notify socket (and forget the closed ones)."""
-        if self.listener is None:
-            return
         socks = self.listener.sockets()
         for generation in list(self.registered):
             if generation not in socks:
@@ -105,9 +105,7 @@ class Supervisor:
                 self.registered.add(generation)
 
     def read_notifications(self, generations: Iterable[int]) -> None:
-        """Turn waiting READY=1 (and friends) into events."""
-        if self.listener is None:
-            return
+        """Turn waiting READY=1 (and any other message: Announced) into events."""
         for generation in generations:
             for message in self.listener.receive(generation):
                 if message.stopping:
@@ -120,13 +118,15 @@ class Supervisor:
                     )
                 if message.ready:
                     self.feed(rec.ReadyReceived(generation))
+                else:
+                    self.feed(rec.Announced(generation))
                 if self.exit is not None:
                     return
 
     def forget(self, pid: int) -> None:
         """A child was reaped: read what it said last, then close its notify socket."""
         generation = self.executor.reaped(pid)
-        if generation is None or self.listener is None:
+        if generation is None:
             return
         self.read_notifications([generation])
         self.listener.close(generation)
@@ -161,8 +161,7 @@ class Supervisor:
     def cleanup(self) -> None:
         """Remove the status file (if we wrote it) and the UNIX sockets we created."""
         self.executor.remove_files()
-        if self.listener is not None:
-            self.listener.close_all()
+        self.listener.close_all()
         self.selector.close()
         unlink_sockets(self.bound)
 
@@ -174,7 +173,7 @@ def run(settings: Settings, command: Sequence[str]) -> int:
         check_status_file(settings.status_file)
     log.info("start_server (pid:%d) starting now...", os.getpid())
     base_env = dict(os.environ)
-    # systemd's NOTIFY_SOCKET is ours: the children report to us (--wait-ready), and we
+    # systemd's NOTIFY_SOCKET is ours: the children report to us, and we
     # report upward (READY=1 once a generation serves, RELOADING=1 ... READY=1 per swap).
     upstream = base_env.pop(ENV_NOTIFY_SOCKET, None)
     base_env.update(option_exports(settings))

@@ -28,7 +28,7 @@ from starman.wsgi.appload import (
 )
 from start_server.common.options import ConfigError
 from start_server.common.proc import PidFile, PidFileError
-from start_server.common.sdnotify import ENV_NOTIFY_SOCKET
+from start_server.common.sdnotify import ENV_NOTIFY_SOCKET, notify
 
 __all__ = ["DAEMON_START_TIMEOUT", "AppLoadError", "Boot", "load_the_app"]
 
@@ -55,6 +55,9 @@ class Boot:
 
     def start(self) -> bool:
         """Set everything up; False in a --daemonize launcher (its work is done)."""
+        # Before the app loads: a supervisor that reads this (start_server) then waits
+        # for our READY=1 instead of --interval (docs/hot-deploy.md §1).
+        notify("STATUS=starting")
         s = self.settings
         uid, gid, name = resolve_ids(s.user, s.group)
         self.listeners = resolve_listeners(s, os.environ)

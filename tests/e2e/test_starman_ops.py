@@ -90,6 +90,8 @@ def test_sd_notify_ready_and_stopping(launcher: Launcher) -> None:
         sink.bind(path)
         sink.settimeout(10)
         server = launcher.inherited(APP, workers=2, env={"NOTIFY_SOCKET": path})
+        # STATUS=starting comes first, before the app loads (docs/hot-deploy.md §1).
+        assert sink.recv(4096) == b"STATUS=starting"
         assert sink.recv(4096).decode() == f"READY=1\nMAINPID={server.pid}"
         names = server.body("/env").split()
         assert "NOTIFY_SOCKET" not in names

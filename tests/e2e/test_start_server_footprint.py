@@ -99,7 +99,10 @@ def test_reexec_keeps_pid_and_the_childs_environment(how: str, tmp_path: Path) -
             "SERVER_STARTER_PORT": f"{sock}=3",
             "SERVER_STARTER_GENERATION": "1",
         }
-        assert dict(ast.literal_eval(seen)) == expected
+        got = dict(ast.literal_eval(seen))
+        # Each generation's own notify socket (docs/hot-deploy.md §2), by its path.
+        assert got.pop("NOTIFY_SOCKET").endswith("/gen1.sock")
+        assert got == expected
         cmdline = Path(f"/proc/{proc.pid}/cmdline")
         if cmdline.exists():  # the supervisor is the process we started, now -S
             words = cmdline.read_bytes().split(b"\0")

@@ -346,7 +346,11 @@ def test_under_systemd_children_see_named_sockets_and_no_systemd_variables(
     wait_for(data.exists, 10)
     env = json.loads(data.read_text())["env"]
     assert env["SERVER_STARTER_PORT"] == f"{wd / 'own'}=4;web=3"
-    for name in ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
+    for name in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
         assert name not in env
+    # The child's NOTIFY_SOCKET is start_server's socket for its generation (every
+    # generation has one now), never systemd's.
+    assert env["NOTIFY_SOCKET"] != systemd.notify_path
+    assert re.search(r"/start_server-notify-[^/]+/gen1\.sock$", env["NOTIFY_SOCKET"])
     assert ask(systemd.listen_path).endswith(":1")
     run.kill()

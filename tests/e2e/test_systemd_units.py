@@ -107,6 +107,8 @@ def test_every_unit_file_is_checked_by_these_tests() -> None:
         "start_server.service",
         "start_server-activated.socket",
         "start_server-activated.service",
+        # a drop-in, checked by tests/e2e/test_systemd_notify_reload.py
+        "start_server-notify-reload.conf",
     }
     assert set(os.listdir(UNITS)) == covered
 

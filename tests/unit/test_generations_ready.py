@@ -224,13 +224,15 @@ def test_term_waits_for_a_failed_generation_still_stopping() -> None:
     assert Exit(0) in on_event(state, exited(200), 17.0)
 
 
-def test_without_wait_ready_ready_messages_change_nothing() -> None:
+def test_without_wait_ready_a_late_ready_changes_nothing() -> None:
+    # (A READY=1 within --interval promotes at once even without --wait-ready:
+    # tests/unit/test_generations_announced.py.)
     state = State(params=Params(interval=1.0))
     on_event(state, Start(), 0.0)
     on_event(state, Spawned(100), 0.0)
-    assert on_event(state, ReadyReceived(1), 0.1) == []
-    assert state.current is None
     assert of(WriteStatus, on_event(state, Tick(), 1.0)) == [WriteStatus(((1, 100),))]
+    assert on_event(state, ReadyReceived(1), 1.1) == []
+    assert state.current is not None and state.current.pid == 100
 
 
 def test_upward_notifications_under_systemd() -> None:
