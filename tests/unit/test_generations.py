@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 from start_server.common.proc import ExitStatus
 from start_server.generations import (
-    ChildExited,
     Exit,
     Log,
     Params,
@@ -23,15 +22,12 @@ from start_server.generations import (
     next_deadline,
     on_event,
 )
+from tests.harness.policy import exited
 
 if TYPE_CHECKING:  # Action is a type alias for mypy only
     from start_server.generations import Action
 
 TERM = signal.SIGTERM
-
-
-def exited(pid: int, code: int = 0) -> ChildExited:
-    return ChildExited(ExitStatus(pid, code << 8, code, None))
 
 
 def logs(actions: list[Action]) -> list[str]:

@@ -8,9 +8,7 @@ from typing import TYPE_CHECKING
 from start_server.common.proc import ExitStatus
 from start_server.generations import (
     FAILED_KILL_AFTER,
-    ChildExited,
     Exit,
-    Log,
     NotifyUp,
     Params,
     ReadyReceived,
@@ -27,23 +25,12 @@ from start_server.generations import (
     next_deadline,
     on_event,
 )
+from tests.harness.policy import exited, of, texts
 
 if TYPE_CHECKING:  # Action is a type alias for mypy only
-    from start_server.generations import Action
+    pass
 
 TERM = signal.SIGTERM
-
-
-def exited(pid: int, code: int = 0) -> ChildExited:
-    return ChildExited(ExitStatus(pid, code << 8, code, None))
-
-
-def of(kind: type, actions: list[Action]) -> list[Action]:
-    return [a for a in actions if isinstance(a, kind)]
-
-
-def texts(actions: list[Action]) -> list[str]:
-    return [a.text for a in actions if isinstance(a, Log)]
 
 
 def ready_params(**kw: object) -> Params:
